@@ -1,0 +1,28 @@
+# Two commands for a fresh clone: `make demo` and `make test`. Both bootstrap .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+.PHONY: demo test bench venv clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv  ## AU sweep (AU4, AU6+AU12 at -5..5) of the 20 bundled faces
+	$(PY) edit.py
+
+test: venv
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) bench/bench_warp.py
+	$(PY) bench/bench_demo.py
+
+clean:
+	rm -rf outputs multirun .pytest_cache

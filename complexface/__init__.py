@@ -1,0 +1,1 @@
+"""complexface: generate and study complex facial expressions with FACS Action Unit control."""

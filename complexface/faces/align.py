@@ -1,0 +1,110 @@
+"""MagicFace-style aligned crops and pasting edited crops back into the photo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from complexface.faces.landmarks import FACE_OVAL, Landmarks
+
+CROP_SIZE = 512
+BOX_SCALE = 1.5
+
+
+@dataclass(frozen=True)
+class AlignedFace:
+    """A face as editors see it: the square crop, its landmarks and the photo -> crop transform."""
+
+    image: np.ndarray
+    """CROP_SIZE x CROP_SIZE x 3 uint8 RGB."""
+    landmarks: Landmarks
+    """In crop pixels."""
+    matrix: np.ndarray
+    """2x3 similarity mapping photo pixels to crop pixels."""
+
+    @property
+    def size(self) -> int:
+        return self.image.shape[0]
+
+
+def crop_matrix(landmarks: Landmarks, size: int = CROP_SIZE, box_scale: float = BOX_SCALE) -> np.ndarray:
+    """Square box box_scale x the face-box width, centred on the face box, mapped onto size x size."""
+    x0, y0, x1, y1 = landmarks.box
+    side = box_scale * (x1 - x0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    scale = size / side
+    return np.array([[scale, 0.0, size / 2 - scale * cx], [0.0, scale, size / 2 - scale * cy]])
+
+
+def warp_similarity(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """cv2.warpAffine for a similarity, area-downscaling first when it shrinks (no aliasing)."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 0.8:
+        factor = scale * 1.25
+        h, w = image.shape[:2]
+        image = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+        matrix = np.column_stack([matrix[:, :2] / factor, matrix[:, 2]])
+    return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_LINEAR,
+                          borderMode=border)
+
+
+def align(photo: np.ndarray, landmarks: Landmarks, size: int = CROP_SIZE, box_scale: float = BOX_SCALE) -> AlignedFace:
+    """Cut the aligned crop; parts of the box outside the photo repeat the border pixels."""
+    matrix = crop_matrix(landmarks, size, box_scale)
+    crop = warp_similarity(photo, matrix, (size, size))
+    return AlignedFace(crop, landmarks.transformed(matrix), matrix)
+
+
+def face_mask(face: AlignedFace, grow: float = 0.08, scale: float = 1.0) -> np.ndarray:
+    """Float mask of the face oval grown by ``grow`` x face width, at ``scale`` x crop size."""
+    size = round(face.size * scale)
+    mask = np.zeros((size, size), np.uint8)
+    oval = face.landmarks.points[FACE_OVAL, :2] * scale
+    cv2.fillPoly(mask, [np.round(oval).astype(np.int32)], 255)
+    radius = max(1, round(grow * face.landmarks.width * scale))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    return mask.astype(np.float32) / 255.0
+
+
+def paste_mask(face: AlignedFace, edited: np.ndarray, threshold: float = 3.0) -> np.ndarray:
+    """Soft blend mask in crop space: the grown face oval plus wherever the edit changed pixels.
+
+    Computed at quarter resolution (the mask is smooth) and resized to the crop.
+    """
+    q = 0.25
+    small = round(face.size * q)
+    diff = np.abs(edited.astype(np.int16) - face.image.astype(np.int16)).max(axis=2).astype(np.float32)
+    changed = (cv2.resize(diff, (small, small), interpolation=cv2.INTER_AREA) > threshold / 4).astype(np.uint8)
+    radius = max(1, round(0.03 * face.landmarks.width * q))
+    changed = cv2.dilate(changed, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
+    mask = np.maximum(face_mask(face, scale=q), changed.astype(np.float32))
+    feather = max(0.5, 0.04 * face.landmarks.width * q)
+    mask = cv2.GaussianBlur(mask, (0, 0), feather)
+    ramp = np.clip(np.minimum(np.arange(small), small - 1 - np.arange(small)) / (2 * feather), 0, 1)
+    mask *= np.minimum.outer(ramp, ramp)
+    return cv2.resize(mask, (face.size, face.size), interpolation=cv2.INTER_LINEAR)
+
+
+def paste_back(photo: np.ndarray, face: AlignedFace, edited: np.ndarray) -> np.ndarray:
+    """Put an edited crop back into the full-resolution photo with a soft blend.
+
+    Only the photo region under the crop is touched; an unchanged crop returns the photo exactly.
+    """
+    if np.array_equal(edited, face.image):
+        return photo.copy()
+    h, w = photo.shape[:2]
+    inverse = cv2.invertAffineTransform(face.matrix)
+    corners = np.array([[0, 0], [face.size, face.size]], np.float64) @ inverse[:, :2].T + inverse[:, 2]
+    x0, y0 = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, [w, h])
+    x1, y1 = np.clip(np.ceil(corners.max(axis=0)).astype(int), 0, [w, h])
+    shifted = inverse.copy()
+    shifted[:, 2] -= (x0, y0)
+    size = (int(x1 - x0), int(y1 - y0))
+    warped = warp_similarity(edited, shifted, size).astype(np.float32)
+    alpha = cv2.warpAffine(paste_mask(face, edited), shifted, size, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+    out = photo.copy()
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(region + alpha * (warped - region) + 0.5, 0, 255).astype(np.uint8)
+    return out

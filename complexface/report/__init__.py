@@ -1,0 +1,1 @@
+"""Outputs people look at: grids (and later plots and HTML reports)."""

@@ -1,0 +1,99 @@
+"""Run directories: the manifest of face x edit records, resume and end-of-run summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from complexface.atomic import write_text
+
+MANIFEST = "manifest.jsonl"
+OK, FAILED = "ok", "failed"
+
+
+@dataclass
+class Record:
+    """One face x edit outcome, as a line of ``manifest.jsonl``. Paths are relative to the run dir."""
+
+    face_file: str
+    face_id: str
+    group: str
+    edit: dict[str, float]
+    label: str
+    status: str
+    reason: str = ""
+    source_crop: str = ""
+    crop: str = ""
+    photo: str = ""
+    face_index: int = 0
+    n_faces: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.face_id, self.label
+
+
+class Manifest:
+    """Append-only JSON-lines manifest; the last record of a (face, edit) key wins.
+
+    Each line is flushed and fsynced, so a killed run loses at most the line being written;
+    a torn last line is ignored on reading.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / MANIFEST
+        self.records: dict[tuple[str, str], Record] = {}
+        if self.path.exists():
+            for record in self._read(self.path):
+                self.records[record.key] = record
+
+    @staticmethod
+    def _read(path: Path) -> Iterator[Record]:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    yield Record(**json.loads(line))
+                except (json.JSONDecodeError, TypeError):
+                    continue
+
+    def done(self, face_id: str, label: str) -> bool:
+        """Whether this item finished OK earlier and its outputs are still on disk."""
+        record = self.records.get((face_id, label))
+        return bool(record and record.status == OK and all(
+            (self.run_dir / p).exists() for p in (record.crop, record.photo) if p))
+
+    def add(self, records: Iterable[Record]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+                self.records[record.key] = record
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records.values())
+
+    def summary(self) -> dict:
+        """Counts of ok/failed items and the failure reasons with the faces they hit."""
+        status = Counter(r.status for r in self)
+        reasons: dict[str, set[str]] = {}
+        for r in self:
+            if r.status == FAILED:
+                reasons.setdefault(r.reason, set()).add(r.face_file)
+        return {
+            "items": len(self.records), "ok": status[OK], "failed": status[FAILED],
+            "failures": [{"reason": k, "faces": sorted(v)} for k, v in sorted(reasons.items())],
+        }
+
+    def write_summary(self) -> dict:
+        summary = self.summary()
+        write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        return summary

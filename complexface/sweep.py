@@ -1,0 +1,140 @@
+"""AU sweeps: every face of a face set x every edit of a plan, resumable, one bad face never stops it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from complexface.au import AUEdit, AUError, parse_edit
+from complexface.editors.base import Editor
+from complexface.faces import BackgroundCondition, FaceEntry, FacePipeline, ImageError, NoFaceError, paste_back, save_image
+from complexface.runs import FAILED, OK, Manifest, Record
+
+
+class EditPlan:
+    """Rows of base edits, each swept over intensity ``scales`` (a base edit times a scale).
+
+    ``EditPlan(["AU4=1", "AU6+AU12=1+1"], scales=range(-5, 6))`` is the poster sweep.
+    """
+
+    def __init__(self, edits: Sequence[str | Mapping], scales: Sequence[float] | None = None, name: str = "custom") -> None:
+        if not edits:
+            raise AUError("the expression has no edits; give e.g. expression.edits=[AU12=3,'AU6+AU12=2+2']")
+        self.name = name
+        self.base = [parse_edit(e) for e in edits]
+        self.scales = [float(s) for s in (scales if scales is not None and len(scales) else [1.0])]
+        self.grid = [[b.scaled(s) for s in self.scales] for b in self.base]
+
+    @property
+    def row_labels(self) -> list[str]:
+        return [b.label for b in self.base]
+
+    @property
+    def edits(self) -> list[AUEdit]:
+        """Distinct edits in row-major order (a zero edit shared by rows appears once)."""
+        seen: dict[str, AUEdit] = {}
+        for row in self.grid:
+            for edit in row:
+                seen.setdefault(edit.label, edit)
+        return list(seen.values())
+
+    def __len__(self) -> int:
+        return len(self.edits)
+
+
+@dataclass
+class SweepJob:
+    """Everything a worker needs to process faces (picklable)."""
+
+    plan: EditPlan
+    editor: Editor
+    pipeline: FacePipeline
+    run_dir: Path
+    bg_condition: BackgroundCondition | None = None
+    crop_format: str = "png"
+    photo_format: str = "jpg"
+
+
+def face_key(entry: FaceEntry, index: int) -> str:
+    return entry.face_id if index == 0 else f"{entry.face_id}_f{index}"
+
+
+def _fail(entry: FaceEntry, edits: Sequence[AUEdit], reason: str, face_id: str | None = None, **kw) -> list[Record]:
+    return [Record(entry.path.name, face_id or entry.face_id, entry.group, dict(e.values), e.label, FAILED, reason, **kw)
+            for e in edits]
+
+
+def process_face(job: SweepJob, entry: FaceEntry, manifest: Manifest) -> list[Record]:
+    """Edit one photo's face(s) with every pending edit; failures become records, never exceptions."""
+    try:
+        faces = job.pipeline(entry.path)
+    except (ImageError, NoFaceError) as err:
+        return _fail(entry, job.plan.edits, str(err))
+    except Exception as err:  # noqa: BLE001 - a bad photo must not stop the sweep
+        return _fail(entry, job.plan.edits, f"could not read faces: {type(err).__name__}: {err}")
+    records: list[Record] = []
+    for face in faces:
+        fid = face_key(entry, face.index)
+        pending = [e for e in job.plan.edits if not manifest.done(fid, e.label)]
+        if not pending:
+            continue
+        crop_dir = Path("crops") / fid
+        source = crop_dir / f"source.{job.crop_format}"
+        save_image(face.aligned.image, job.run_dir / source)
+        common = {"source_crop": str(source), "face_index": face.index, "n_faces": face.n_faces}
+        start = time.perf_counter()
+        try:
+            bg = None
+            if job.editor.needs_bg:
+                bg = (job.bg_condition or BackgroundCondition())(face.aligned)
+                save_image(bg, job.run_dir / crop_dir / f"bg.{job.crop_format}")
+            outputs = job.editor.edit(face.aligned, pending, bg=bg)
+        except Exception as err:  # noqa: BLE001
+            detail = traceback.format_exception_only(type(err), err)[-1].strip()
+            records += _fail(entry, pending, f"editor {job.editor.name} failed: {detail}", fid, **common)
+            continue
+        per_edit = (time.perf_counter() - start) / len(pending)
+        for edit, out in zip(pending, outputs, strict=True):
+            crop = crop_dir / f"{edit.slug}.{job.crop_format}"
+            photo = Path("photos") / fid / f"{edit.slug}.{job.photo_format}"
+            save_image(out, job.run_dir / crop)
+            save_image(paste_back(face.photo, face.aligned, out), job.run_dir / photo)
+            records.append(Record(entry.path.name, fid, entry.group, dict(edit.values), edit.label, OK,
+                                  crop=str(crop), photo=str(photo), seconds=round(per_edit, 5), **common))
+    return records
+
+
+def _face_done(manifest: Manifest, entry: FaceEntry, plan: EditPlan) -> bool:
+    ids = {r.face_id for r in manifest if r.face_file == entry.path.name} or {entry.face_id}
+    return all(manifest.done(fid, e.label) for fid in ids for e in plan.edits)
+
+
+def run_sweep(job: SweepJob, entries: Sequence[FaceEntry], workers: int = 1, progress: bool = True) -> Manifest:
+    """Run (or resume) the sweep into ``job.run_dir``; returns the manifest with every record."""
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(job.run_dir)
+    todo = [e for e in entries if not _face_done(manifest, e, job.plan)]
+    per_face = len(job.plan.edits)
+    bar = tqdm(total=len(entries) * per_face, initial=(len(entries) - len(todo)) * per_face,
+               desc=f"edit {job.editor.name}", unit="edit", disable=not progress, dynamic_ncols=True)
+    workers = max(1, min(workers, len(todo)))
+    if workers == 1:
+        for entry in todo:
+            manifest.add(process_face(job, entry, manifest))
+            bar.update(per_face)
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [pool.submit(process_face, job, entry, manifest) for entry in todo]
+            for future in as_completed(futures):
+                manifest.add(future.result())
+                bar.update(per_face)
+    bar.close()
+    return manifest

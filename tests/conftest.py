@@ -1,0 +1,88 @@
+"""Shared fixtures: the bundled faces, one face pipeline per session, bad-input photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+
+from complexface.faces import Face, FacePipeline, demo_faceset  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pipeline() -> FacePipeline:
+    return FacePipeline()
+
+
+@pytest.fixture(scope="session")
+def demo_face(pipeline: FacePipeline) -> Face:
+    """The first bundled portrait (001.jpg), detected and aligned."""
+    return pipeline(demo_faceset()[0].path)[0]
+
+
+@pytest.fixture(scope="session")
+def demo_photo() -> np.ndarray:
+    from complexface.faces import load_image
+
+    return load_image(demo_faceset()[0].path)
+
+
+def make_bad_inputs(folder: Path) -> dict[str, str]:
+    """Write the bad-input corpus into ``folder``; returns file name -> expected outcome.
+
+    Outcome "ok" means the photo must be edited normally; anything else is a substring of the
+    reason that must be recorded for it.
+    """
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Image.open(demo_faceset()[0].path).convert("RGB")
+    rgb = np.asarray(source)
+    expected: dict[str, str] = {}
+
+    source.convert("L").save(folder / "gray.png")
+    expected["gray.png"] = "ok"
+    rgba = source.convert("RGBA")
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:, :60] = 0
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(folder / "rgba.png")
+    expected["rgba.png"] = "ok"
+    source.convert("CMYK").save(folder / "cmyk.jpg")
+    expected["cmyk.jpg"] = "ok"
+    gray16 = (np.asarray(source.convert("L")).astype(np.uint16) * 257)
+    Image.fromarray(gray16).save(folder / "gray16.png")
+    expected["gray16.png"] = "ok"
+    # stored rotated 90 degrees with an EXIF tag that says how to turn it upright
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    source.transpose(Image.Transpose.ROTATE_90).save(folder / "exif_rotated.jpg", exif=exif)
+    expected["exif_rotated.jpg"] = "ok"
+    source.save(folder / "photo.webp", quality=90)
+    expected["photo.webp"] = "ok"
+    w, h = source.size
+    pair = Image.new("RGB", (w + w // 2, h), "white")
+    pair.paste(source, (0, 0))
+    pair.paste(source.resize((w // 2, h // 2)), (w, h // 4))
+    pair.save(folder / "two_faces.jpg")
+    expected["two_faces.jpg"] = "ok"
+
+    source.save(folder / "truncated.jpg")
+    (folder / "truncated.jpg").write_bytes((folder / "truncated.jpg").read_bytes()[:5000])
+    expected["truncated.jpg"] = "corrupt or truncated"
+    (folder / "not_an_image.jpg").write_text("this is not a photo\n")
+    expected["not_an_image.jpg"] = "not an image Pillow can read"
+    (folder / "empty.png").write_bytes(b"")
+    expected["empty.png"] = "empty file"
+    gradient = np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (300, 1))
+    Image.fromarray(np.dstack([gradient, gradient[::-1], np.full_like(gradient, 90)])).save(folder / "no_face.png")
+    expected["no_face.png"] = "no face found"
+    Image.fromarray(rgb[:20, :20]).save(folder / "tiny.png")
+    expected["tiny.png"] = "only 20x20 px"
+    return expected
