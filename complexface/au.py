@@ -186,7 +186,7 @@ def parse_edit(spec: object) -> AUEdit:
     """Parse one edit from text, a mapping, a ``(names, values)`` pair or an AUEdit.
 
     Accepted text: ``"AU6+AU12=3+3"``, ``"AU4=-2"``, ``"AU12=3,AU6=2"``, ``"AU12:3 AU6:2"``,
-    ``"neutral"``. Raises AUError with the list of valid AUs on any mistake.
+    ``"neutral"``; ``:`` works wherever ``=`` does (handy in Hydra overrides, which reserve ``=``). Raises AUError with the list of valid AUs on any mistake.
     """
     if isinstance(spec, AUEdit):
         return spec
@@ -199,9 +199,9 @@ def parse_edit(spec: object) -> AUEdit:
     text = spec.strip()
     if text.lower() in ("", "neutral", "none", "0"):
         return AUEdit({})
-    if text.count("=") == 1 and not re.search(r"=\s*[^=]*[A-Za-z]", text):
-        names, values = text.split("=")
-        return from_names_values(names, values)
+    names_values = re.fullmatch(r"([A-Za-z0-9+\s]+?)\s*[=:]\s*([-+0-9.eE,\s]+)", text)
+    if names_values:
+        return from_names_values(*names_values.groups())
     tokens = [t for t in re.split(r"[,\s]+", text) if t]
     pairs = [re.split(r"[=:]", t) for t in tokens]
     if any(len(p) != 2 for p in pairs):

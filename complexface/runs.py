@@ -53,6 +53,16 @@ class Manifest:
         if self.path.exists():
             for record in self._read(self.path):
                 self.records[record.key] = record
+            self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A run killed mid-write leaves a partial last line: end it so new records start clean."""
+        with open(self.path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size:
+                handle.seek(size - 1)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
 
     @staticmethod
     def _read(path: Path) -> Iterator[Record]:

@@ -16,6 +16,8 @@ def test_registry_has_magicface_order_and_non_editable_units():
 @pytest.mark.parametrize(("spec", "expected"), [
     ("AU6+AU12=3+3", {"AU6": 3.0, "AU12": 3.0}),
     ("AU4=-2", {"AU4": -2.0}),
+    ("AU6+AU12:2+2", {"AU6": 2.0, "AU12": 2.0}),
+    ("AU4:-2", {"AU4": -2.0}),
     ("AU6+AU12=3+-2", {"AU6": 3.0, "AU12": -2.0}),
     ("AU12=3,AU6=2", {"AU6": 2.0, "AU12": 3.0}),
     ("au12:1.5 6:-1", {"AU6": -1.0, "AU12": 1.5}),
