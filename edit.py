@@ -1,4 +1,4 @@
-"""AU sweeps over a face set: python edit.py [faceset=...] [editor=...] [expression=...]."""
+"""AU sweeps over a face set: python edit.py [faceset=...] [editor=...] [expression=...] [measure=on|off]."""
 
 from __future__ import annotations
 
@@ -8,28 +8,26 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from complexface.au import AUError
 from complexface.atomic import write_text
-from complexface.faces import FaceSetError
+from complexface.errors import user_error
+from complexface.evaluation import log_group_grids, measure_records, metrics_table, write_evaluation
 from complexface.report.grids import write_grids
 from complexface.sweep import SweepJob, run_sweep
 
-USER_ERRORS = (AUError, FaceSetError, MissingMandatoryValue)
-
 
 def build(cfg: DictConfig, run_dir: Path) -> tuple[SweepJob, list]:
-    """Instantiate the face set, expression plan, editor and face pipeline from the config."""
+    """Instantiate the face set, expression plan, editor, face pipeline and measurer from the config."""
     entries = list(instantiate(cfg.faceset))
     job = SweepJob(
         plan=instantiate(cfg.expression, _convert_="all"),
         editor=instantiate(cfg.editor, _convert_="all"),
         pipeline=instantiate(cfg.face_pipeline),
         run_dir=run_dir,
+        measurer=instantiate(cfg.measure.measurer) if cfg.measure.enabled else None,
         crop_format=cfg.crop_format,
         photo_format=cfg.photo_format,
     )
@@ -37,31 +35,33 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[SweepJob, list]:
 
 
 def edit(cfg: DictConfig, run_dir: Path) -> dict:
-    """Run (or resume) the sweep in ``run_dir``; write manifest, grids and summary."""
+    """Run (or resume) the sweep in ``run_dir``: manifest, grids, summary, and (measured) the report."""
     job, entries = build(cfg, run_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     manifest = run_sweep(job, entries, workers=cfg.workers, progress=cfg.progress)
     grids = write_grids(manifest, job.plan, thumb=cfg.grid_thumb)
     summary = manifest.write_summary()
+    tracker = instantiate(cfg.logger)(output_dir=run_dir, config=config, job_type="edit")
+    try:
+        if job.measurer is not None:
+            measure_records(manifest, job.measurer, progress=cfg.progress)
+            summary["report"] = str(write_evaluation(metrics_table(manifest), run_dir, run_dir, tracker)["report"])
+        else:
+            log_group_grids(tracker, run_dir)
+    finally:
+        tracker.finish()
     summary["grids"] = str(run_dir / "grids")
     summary["n_face_grids"], summary["n_group_grids"] = len(grids["faces"]), len(grids["groups"])
     return summary
 
 
-def user_error(err: BaseException) -> BaseException | None:
-    """The user-facing cause of an error (unwrapping Hydra's instantiate wrapper), if any."""
-    while isinstance(err, InstantiationException) and err.__cause__ is not None:
-        err = err.__cause__
-    return err if isinstance(err, USER_ERRORS) else None
-
-
 @hydra.main(version_base="1.3", config_path="conf", config_name="edit")
 def main(cfg: DictConfig) -> None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        summary = edit(cfg, run_dir)
+        summary = edit(cfg, Path(HydraConfig.get().runtime.output_dir))
     except Exception as err:
-        cause = user_error(err)
+        cause = user_error(err, (MissingMandatoryValue,))
         if cause is None:
             raise
         print(f"error: {cause}", file=sys.stderr)
@@ -69,7 +69,7 @@ def main(cfg: DictConfig) -> None:
     print(json.dumps({k: v for k, v in summary.items() if k != "failures"}))
     for failure in summary["failures"]:
         print(f"failed ({len(failure['faces'])} photo(s): {', '.join(failure['faces'])}): {failure['reason']}")
-    print(f"grids: {summary['grids']}")
+    print(f"grids: {summary['grids']}" + (f"\nreport: {summary['report']}" if "report" in summary else ""))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from complexface.au import AUEdit, AUError, parse_edit
 from complexface.editors.base import Editor
 from complexface.faces import BackgroundCondition, FaceEntry, FacePipeline, ImageError, NoFaceError, paste_back, save_image
+from complexface.measure.metrics import EditMeasurer
 from complexface.runs import FAILED, OK, Manifest, Record
 
 
@@ -58,6 +59,8 @@ class SweepJob:
     pipeline: FacePipeline
     run_dir: Path
     bg_condition: BackgroundCondition | None = None
+    measurer: EditMeasurer | None = None
+    """Measures each face's edits right after editing (in the worker); None = no measurement."""
     crop_format: str = "png"
     photo_format: str = "jpg"
 
@@ -101,14 +104,26 @@ def process_face(job: SweepJob, entry: FaceEntry, manifest: Manifest) -> list[Re
             records += _fail(entry, pending, f"editor {job.editor.name} failed: {detail}", fid, **common)
             continue
         per_edit = (time.perf_counter() - start) / len(pending)
-        for edit, out in zip(pending, outputs, strict=True):
+        measured = _measure(job.measurer, face.aligned.image, pending, outputs)
+        for edit, out, metrics in zip(pending, outputs, measured, strict=True):
             crop = crop_dir / f"{edit.slug}.{job.crop_format}"
             photo = Path("photos") / fid / f"{edit.slug}.{job.photo_format}"
             save_image(out, job.run_dir / crop)
             save_image(paste_back(face.photo, face.aligned, out), job.run_dir / photo)
             records.append(Record(entry.path.name, fid, entry.group, dict(edit.values), edit.label, OK,
-                                  crop=str(crop), photo=str(photo), seconds=round(per_edit, 5), **common))
+                                  crop=str(crop), photo=str(photo), seconds=round(per_edit, 5),
+                                  extra={"metrics": metrics} if metrics else {}, **common))
     return records
+
+
+def _measure(measurer: EditMeasurer | None, image, edits: Sequence[AUEdit], outputs) -> list[dict]:
+    """Metrics per edit, or empty dicts; a measuring failure is recorded, never raised."""
+    if measurer is None:
+        return [{} for _ in edits]
+    try:
+        return measurer.measure(image, edits, outputs)
+    except Exception as err:  # noqa: BLE001
+        return [{"status": "failed", "reason": f"measuring failed: {type(err).__name__}: {err}"} for _ in edits]
 
 
 def _face_done(manifest: Manifest, entry: FaceEntry, plan: EditPlan) -> bool:
@@ -119,6 +134,8 @@ def _face_done(manifest: Manifest, entry: FaceEntry, plan: EditPlan) -> bool:
 def run_sweep(job: SweepJob, entries: Sequence[FaceEntry], workers: int = 1, progress: bool = True) -> Manifest:
     """Run (or resume) the sweep into ``job.run_dir``; returns the manifest with every record."""
     job.run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in job.run_dir.rglob(".*.tmp"):  # half-written files of a killed run
+        stale.unlink(missing_ok=True)
     manifest = Manifest(job.run_dir)
     todo = [e for e in entries if not _face_done(manifest, e, job.plan)]
     per_face = len(job.plan.edits)

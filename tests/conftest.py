@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("WANDB_MODE", "offline")
+# W&B never reaches the network in tests and keeps its files out of the user's home.
+_WANDB_HOME = Path(tempfile.mkdtemp(prefix="complexface-wandb-"))
+os.environ["WANDB_MODE"] = "offline"
+for _var, _sub in (("WANDB_DIR", "runs"), ("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"),
+                   ("WANDB_CONFIG_DIR", "config")):
+    os.environ[_var] = str(_WANDB_HOME / _sub)
 
 from complexface.faces import Face, FacePipeline, demo_faceset  # noqa: E402
 

@@ -57,13 +57,13 @@ def align(photo: np.ndarray, landmarks: Landmarks, size: int = CROP_SIZE, box_sc
     return AlignedFace(crop, landmarks.transformed(matrix), matrix)
 
 
-def face_mask(face: AlignedFace, grow: float = 0.08, scale: float = 1.0) -> np.ndarray:
-    """Float mask of the face oval grown by ``grow`` x face width, at ``scale`` x crop size."""
-    size = round(face.size * scale)
+def face_mask(landmarks: Landmarks, size: int, grow: float = 0.08, scale: float = 1.0) -> np.ndarray:
+    """Float mask (``size`` x ``scale`` square) of the face oval grown by ``grow`` x face width."""
+    size = round(size * scale)
     mask = np.zeros((size, size), np.uint8)
-    oval = face.landmarks.points[FACE_OVAL, :2] * scale
+    oval = landmarks.points[FACE_OVAL, :2] * scale
     cv2.fillPoly(mask, [np.round(oval).astype(np.int32)], 255)
-    radius = max(1, round(grow * face.landmarks.width * scale))
+    radius = max(1, round(grow * landmarks.width * scale))
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
     return mask.astype(np.float32) / 255.0
 
@@ -79,7 +79,7 @@ def paste_mask(face: AlignedFace, edited: np.ndarray, threshold: float = 3.0) ->
     changed = (cv2.resize(diff, (small, small), interpolation=cv2.INTER_AREA) > threshold / 4).astype(np.uint8)
     radius = max(1, round(0.03 * face.landmarks.width * q))
     changed = cv2.dilate(changed, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
-    mask = np.maximum(face_mask(face, scale=q), changed.astype(np.float32))
+    mask = np.maximum(face_mask(face.landmarks, face.size, scale=q), changed.astype(np.float32))
     feather = max(0.5, 0.04 * face.landmarks.width * q)
     mask = cv2.GaussianBlur(mask, (0, 0), feather)
     ramp = np.clip(np.minimum(np.arange(small), small - 1 - np.arange(small)) / (2 * feather), 0, 1)

@@ -1,0 +1,65 @@
+"""Benchmark the geometric warp editor on the demo faces (a plain script, not a test).
+
+The poster grid: AU4 and AU6+AU12 at -5..5 in steps of 1 (22 edits, two of them the zero edit).
+Prints median milliseconds per edit at 512 px with the face's precompute cached, on one thread,
+for the 20 non-zero edits (and, apart, the zero edit), and the median per-face precompute.
+
+    PYTHONPATH=. python bench/bench_warp.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import cv2
+
+from complexface.au import AUEdit
+from complexface.editors.warp import WarpEditor
+from complexface.faces import FacePipeline, demo_faceset
+
+
+def poster_edits() -> list[AUEdit]:
+    """AU4, then AU6+AU12, at every integer intensity in -5..5."""
+    levels = range(-5, 6)
+    return [AUEdit({"AU4": v}) for v in levels] + [AUEdit({"AU6": v, "AU12": v}) for v in levels]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Time the warp editor on the demo faces.")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the edits per face")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    faces = [FacePipeline()(entry.path)[0].aligned for entry in demo_faceset()]
+    edits = poster_edits()
+    times: dict[str, list[float]] = {"AU4": [], "AU6+AU12": [], "zero": [], "precompute": []}
+    for face in faces:
+        editor = WarpEditor(cache_faces=1)
+        start = time.perf_counter()
+        editor.prepare(face)
+        times["precompute"].append(time.perf_counter() - start)
+        editor.edit(face, edits)
+        for _ in range(args.repeats):
+            for edit in edits:
+                start = time.perf_counter()
+                editor.edit(face, [edit])
+                group = "zero" if not edit else "AU4" if "AU4" in edit.values else "AU6+AU12"
+                times[group].append(time.perf_counter() - start)
+    rows = [
+        ("per edit, 20 non-zero poster edits", times["AU4"] + times["AU6+AU12"]),
+        ("  AU4 at -5..5", times["AU4"]),
+        ("  AU6+AU12 at -5..5", times["AU6+AU12"]),
+        ("zero edit (identity)", times["zero"]),
+        ("per-face precompute", times["precompute"]),
+    ]
+    print(f"warp editor: {len(faces)} demo faces x {len(edits)} poster edits, 512 px, 1 thread, "
+          f"{args.repeats} repeats, per-face cache warm")
+    print(f"{'measure':<38} {'median ms':>10} {'p90 ms':>8} {'n':>6}")
+    for name, values in rows:
+        ms = sorted(t * 1000 for t in values)
+        print(f"{name:<38} {statistics.median(ms):>10.2f} {ms[int(0.9 * (len(ms) - 1))]:>8.2f} {len(ms):>6}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Measurement library on the bundled photos: AU estimates, geometry, background RMSE, identity."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from complexface.au import EDITABLE
+from complexface.faces import FacePipeline, Landmarks, demo_faceset, load_image
+from complexface.faces.align import face_mask
+from complexface.measure import (
+    SAME_PERSON_THRESHOLD, ArcFaceIdentity, DlibIdentity, IdentityModelError, au_mse, background_rmse, change,
+    distance, estimate, head_pose, load_template, shape_change, shape_measures,
+)
+from complexface.measure.au_estimate import UNITS
+from complexface.measure.geometry import build_template, mirror_points
+from complexface.measure.identity import DLIB_FILES
+
+SMILING = ("smiling", "slight_smile")
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[np.ndarray]:
+    return [load_image(e.path) for e in demo_faceset()]
+
+
+@pytest.fixture(scope="module")
+def labels() -> np.ndarray:
+    return np.array([e.attributes["expression_at_rest"] for e in demo_faceset()])
+
+
+@pytest.fixture(scope="module")
+def detect(pipeline: FacePipeline):
+    return lambda image: pipeline.detector.detect(image)[0]
+
+
+@pytest.fixture(scope="module")
+def points(photos, detect) -> np.ndarray:
+    """(20, 478, 3) landmarks of the bundled portraits."""
+    return np.stack([detect(p).points for p in photos])
+
+
+def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
+    """Counter-clockwise (as displayed) rotation about the centre, reflected border."""
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    _, buffer = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return np.ascontiguousarray(cv2.imdecode(buffer, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def auc(scores: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> float:
+    """ROC AUC: P(positive score > negative score), ties count half."""
+    a, b = scores[positive][:, None], scores[negative][None]
+    return float((a > b).mean() + 0.5 * (a == b).mean())
+
+
+def random_similarity(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Points under a random 3D rotation (up to ~20 deg per axis), scale and shift; also the rotation."""
+    angles = np.radians(rng.uniform(-20, 20, 3))
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rot = (np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]]) @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+           @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]]))
+    return 1.7 * points @ rot.T + rng.uniform(-50, 50, 3), rot
+
+
+# ---------------------------------------------------------------- AU estimates
+
+
+def test_estimate_returns_all_12_aus_for_one_or_many_faces(points):
+    one = estimate(Landmarks(points[0]))
+    assert list(one) == list(EDITABLE) and all(isinstance(v, float) and np.isfinite(v) for v in one.values())
+    many = estimate(points)
+    assert list(many) == list(EDITABLE) and all(v.shape == (20,) for v in many.values())
+    assert many["AU12"][0] == pytest.approx(one["AU12"])
+    assert list(UNITS) == list(EDITABLE)
+
+
+def test_template_scores_zero_and_change_of_a_face_with_itself_is_zero(points):
+    assert all(abs(v) < 1e-9 for v in estimate(load_template().points).values())
+    assert all(np.all(v == 0) for v in change(points, points).values())
+    broadcast = change(points[0], points)  # one source, many "edits"
+    assert broadcast["AU12"].shape == (20,) and broadcast["AU12"][0] == 0
+    assert au_mse(change(points[0], points[0]), "AU6+AU12=3+4") == pytest.approx((9 + 16) / 12)
+
+
+def test_estimates_ignore_head_rotation_scale_and_mirroring(points):
+    rng = np.random.default_rng(0)
+    moved = np.stack([random_similarity(p, rng)[0] for p in points])
+    flipped = mirror_points(points, load_template().mirror)
+    base, turned, mirrored = estimate(points), estimate(moved), estimate(flipped)
+    for au in EDITABLE:
+        np.testing.assert_allclose(turned[au], base[au], atol=1e-8)
+        np.testing.assert_allclose(mirrored[au], base[au], atol=1e-8)
+
+
+def test_smiling_portraits_score_higher_au12_and_au6_than_neutral_ones(points, labels):
+    scores = estimate(points)
+    smiling, neutral = np.isin(labels, SMILING), labels == "neutral"
+    assert auc(scores["AU12"], smiling, neutral) > 0.8  # measured 0.90 (8 smiling vs 10 neutral)
+    assert auc(scores["AU6"], smiling, neutral) > 0.8  # measured 0.90
+    assert auc(scores["AU6"] + scores["AU12"], smiling, neutral) > 0.85  # measured 0.94
+    assert scores["AU12"][smiling].mean() - scores["AU12"][neutral].mean() > 1.0  # measured 1.9 units
+
+
+def test_redetection_after_roll_and_flip_gives_nearly_the_same_estimates(photos, points, detect):
+    base = estimate(points)
+    pose = head_pose(points)
+    for name, change_image in {"roll+10": lambda p: rotate(p, 10), "roll-10": lambda p: rotate(p, -10),
+                               "flip": lambda p: np.ascontiguousarray(p[:, ::-1])}.items():
+        moved = np.stack([detect(change_image(p)).points for p in photos])
+        again = estimate(moved)
+        worst = max(float(np.mean(np.abs(again[au] - base[au]))) for au in EDITABLE)
+        assert worst < 0.8, name  # measured <= 0.68 (AU4 on the flip); AU12 <= 0.22
+        assert np.mean(np.abs(again["AU12"] - base["AU12"])) < 0.4, name
+        if name.startswith("roll"):
+            expected = -10.0 if name == "roll+10" else 10.0  # counter-clockwise image rotation = negative roll
+            np.testing.assert_allclose(head_pose(moved)["roll"] - pose["roll"], expected, atol=1.5)
+
+
+# ---------------------------------------------------------------- geometry
+
+
+def test_head_pose_signs_on_a_rotated_template():
+    template = load_template().points.astype(np.float64)
+    # scipy's right-handed rotations in x-right, y-down, z-away coordinates: +x turns the nose
+    # down (pitch < 0), +y turns it to the image left (yaw < 0), +z turns the face clockwise (roll > 0)
+    for axis, key, sign in (("x", "pitch", -1), ("y", "yaw", -1), ("z", "roll", 1)):
+        rot = Rotation.from_euler(axis, 10, degrees=True).as_matrix()
+        pose = head_pose(100 * template @ rot.T + 250)
+        assert pose[key] == pytest.approx(sign * 10, abs=1e-6)
+        assert all(abs(v) < 1e-6 for k, v in pose.items() if k != key)
+
+
+def test_nose_scaled_by_ten_percent_reads_as_ten_percent_longer_and_wider(points):
+    template = load_template().points
+    nose = np.flatnonzero((np.abs(template[:, 0]) < 0.34) & (template[:, 1] > -0.1) & (template[:, 1] < 0.8)
+                          & (template[:, 2] < -0.12))  # nasion to nostrils, in front of the eye corners
+    face = points[0].copy()
+    centre = face[nose].mean(axis=0)
+    face[nose] = centre + 1.1 * (face[nose] - centre)
+    changed = shape_change(points[0], face)
+    assert changed["nose_length_change"] == pytest.approx(0.10, abs=0.01)
+    assert changed["nose_width_change"] == pytest.approx(0.10, abs=0.01)
+    assert abs(changed["face_ratio_change"]) < 0.01
+    assert all(v == pytest.approx(0) for v in shape_change(points, points).values() for v in np.ravel(v))
+
+
+def test_shape_measures_are_plausible_and_pose_free(points):
+    measures = shape_measures(points)
+    assert 0.6 < np.median(measures["nose_length"]) < 1.0 and 0.5 < np.median(measures["nose_width"]) < 0.8
+    assert 0.7 < np.median(measures["face_ratio"]) < 1.0 and 0.08 < np.median(measures["eye_size"]) < 0.25
+    moved = random_similarity(points[3], np.random.default_rng(1))[0]
+    for key, value in shape_measures(moved).items():
+        assert value == pytest.approx(measures[key][3], rel=1e-9)
+
+
+def test_background_rmse_is_zero_for_identical_images_and_sees_outside_changes(demo_face):
+    crop = demo_face.aligned
+    mask = face_mask(crop.landmarks, crop.size)
+    assert background_rmse(crop.image, crop.image, mask) == 0.0
+    inside = crop.image.copy()
+    inside[mask > 0.5] = 0
+    assert background_rmse(crop.image, inside, mask) == 0.0
+    outside = crop.image.copy()
+    outside[mask <= 0.5] = 255 - outside[mask <= 0.5]
+    assert background_rmse(crop.image, outside, mask) > 0.1
+    with pytest.raises(ValueError, match="shapes differ"):
+        background_rmse(crop.image, crop.image[:10], mask)
+
+
+def test_template_asset_is_the_symmetric_mean_of_the_neutral_portraits(points, labels):
+    template = load_template()
+    rebuilt = build_template(points[labels == "neutral"], template.mirror)
+    np.testing.assert_allclose(rebuilt, template.points, atol=1e-4)
+    assert np.array_equal(template.mirror[template.mirror], np.arange(478))
+
+
+# ---------------------------------------------------------------- identity
+
+
+@pytest.fixture(scope="module")
+def dlib_identity() -> DlibIdentity:
+    return DlibIdentity()
+
+
+def test_dlib_identity_same_face_perturbed_is_far_below_threshold_and_people_differ(photos, detect, dlib_identity):
+    chosen = range(0, 20, 2)  # 10 people, every perceived group
+    embeddings = np.stack([dlib_identity.embed(photos[i], detect(photos[i])) for i in chosen])
+    assert embeddings.shape == (10, 128)
+    between = [distance(a, b) for a, b in itertools.combinations(embeddings, 2)]
+    assert np.mean(between) > SAME_PERSON_THRESHOLD + 0.1  # measured 0.83 mean over all 190 pairs
+    for k, i in enumerate(list(chosen)[:4]):
+        for perturbed in (jpeg(photos[i], 30), rotate(photos[i], 5)):
+            same = distance(embeddings[k], dlib_identity.embed(perturbed, detect(perturbed)))
+            assert same < 0.25  # measured max 0.15 over 120 perturbed copies
+    assert dlib_identity.same_person(embeddings[0], embeddings[0])
+
+
+def test_missing_identity_models_give_a_clear_error(tmp_path, photos, points):
+    with pytest.raises(IdentityModelError, match=DLIB_FILES[1]):
+        DlibIdentity(model_dir=tmp_path).embed(photos[0], Landmarks(points[0]))
+    with pytest.raises(IdentityModelError, match="ArcFace ONNX model not found"):
+        ArcFaceIdentity(tmp_path / "w600k_r50.onnx")
+
+
+def test_arcface_loads_a_local_onnx_model(tmp_path, photos, points):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["embedding"])],
+        "tiny_arcface",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "tiny.onnx"
+    onnx.save(model, str(path))
+    identity = ArcFaceIdentity(path)
+    chip = identity.aligned_chip(photos[0], Landmarks(points[0]))
+    assert chip.shape == (112, 112, 3)
+    embedding = identity.embed(photos[0], Landmarks(points[0]))
+    assert embedding.shape == (3,) and np.linalg.norm(embedding) == pytest.approx(1.0)
