@@ -20,9 +20,10 @@ demo: venv  ## AU sweep (AU4, AU6+AU12 at -5..5) of the 20 bundled faces
 test: venv
 	$(PY) -m pytest
 
-bench: venv
-	$(PY) bench/bench_warp.py
-	$(PY) bench/bench_demo.py
+bench: venv  ## benchmarks (not tests); figures go in the README
+	PYTHONPATH=. $(PY) bench/bench_warp.py
+	PYTHONPATH=. $(PY) bench/bench_measure.py
+	PYTHONPATH=. $(PY) bench/bench_demo.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

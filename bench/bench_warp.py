@@ -15,15 +15,11 @@ import time
 
 import cv2
 
-from complexface.au import AUEdit
 from complexface.editors.warp import WarpEditor
 from complexface.faces import FacePipeline, demo_faceset
+from complexface.sweep import EditPlan
 
-
-def poster_edits() -> list[AUEdit]:
-    """AU4, then AU6+AU12, at every integer intensity in -5..5."""
-    levels = range(-5, 6)
-    return [AUEdit({"AU4": v}) for v in levels] + [AUEdit({"AU6": v, "AU12": v}) for v in levels]
+POSTER = EditPlan(["AU4=1", "AU6+AU12=1+1"], scales=range(-5, 6))
 
 
 def main() -> None:
@@ -32,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     faces = [FacePipeline()(entry.path)[0].aligned for entry in demo_faceset()]
-    edits = poster_edits()
+    edits = [edit for row in POSTER.grid for edit in row]
     times: dict[str, list[float]] = {"AU4": [], "AU6+AU12": [], "zero": [], "precompute": []}
     for face in faces:
         editor = WarpEditor(cache_faces=1)
