@@ -154,3 +154,14 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, overrides, message
     result = run_script(*overrides, f"hydra.run.dir={tmp_path}", *FAST)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("launcher", "target", "setting"), [
+    ("local_parallel", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", ("n_jobs", 2)),
+    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", ("timeout_min", 120)),
+])
+def test_shipped_launchers_compose(launcher, target, setting):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="edit", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == target
+    assert cfg.hydra.launcher[setting[0]] == setting[1]

@@ -15,7 +15,8 @@ Quantities (heights are measured up from the eye-corner line):
   AU5  upper-lid centre height above the iris centre
   AU6  mean height of the lower-lid centre and upper-cheek points
   AU9  nostril-wing height above the nose tip / (eye-line to nose-tip length)  [ratio]
-  AU12 lip-corner height above the mouth centre, positive part: ``max(d_lift, 0)``
+  AU12 lip-corner height relative to the nose base (subnasale), positive part: ``max(d_lift, 0)``
+       (the nose base, not the mouth centre, so parting the lips does not read as a smile)
   AU15 the same height, negative part: ``max(-d_lift, 0)`` (AU12 and AU15 move the same
        landmark in opposite directions; landmarks only see the net)
   AU17 lower-lip bottom height above the chin bottom (menton): the chin boss pushes the lower
@@ -83,7 +84,7 @@ def quantities(faces: PointsLike) -> dict[str, np.ndarray]:
         "upper_lid": _y(front, IRIS) - _y(front, UPPER_LID),
         "cheek": (_height(front, LOWER_LID) + _height(front, CHEEK)) / 2,
         "nose_wing": (tip - _y(front, ALAR)) / (tip - _y(front, EYE_CORNERS)),
-        "corner_lift": _y(front, INNER_LIPS[1]) - corners[:, :, 1].mean(axis=1),
+        "corner_lift": _y(front, SUBNASALE) - corners[:, :, 1].mean(axis=1),
         "mouth_half_width": (corners[:, 1, 0] - corners[:, 0, 0]) / 2,
         "chin_raise": _y(front, CHIN) - _y(front, LOWER_LIP_BOTTOM),
         "lip_gap": np.mean([front[:, lo, 1] - front[:, up, 1] for up, lo in INNER_LIPS], axis=0),

@@ -20,8 +20,8 @@ from complexface.measure.identity import ArcFaceIdentity, DlibIdentity, cosine_d
 
 GEOMETRY = ("nose_length", "nose_width", "face_ratio", "eye_size", "yaw", "pitch", "roll")
 """Absolute geometry columns of ``measures.csv``."""
-METRICS = ("on_target", "off_target", "id_dist", "nose_len_change", "nose_width_change", "face_ratio_change",
-           "eye_size_change", "pose_change_deg", "bg_rmse")
+METRICS = ("on_target", "off_target", "id_dist", "nose_len_change", "bg_rmse", "nose_width_change",
+           "face_ratio_change", "eye_size_change", "pose_change_deg")
 """Scalar columns of ``metrics.csv`` after the req_AUn / d_AUn columns."""
 
 

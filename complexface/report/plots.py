@@ -38,8 +38,10 @@ def _curve(ax: plt.Axes, df: pd.DataFrame, column: str, title: str, ylabel: str)
         if not stats:
             continue
         x, mean, half = map(np.array, zip(*stats, strict=True))
-        ax.plot(x, mean, marker="o", ms=3, label=f"{group} (n={part['face'].nunique()})")
-        ax.fill_between(x, mean - half, mean + half, alpha=0.15)
+        faces = part["face"].nunique()
+        ax.plot(x, mean, marker="o", ms=3, label=f"{group} (n={faces}{'' if faces >= 3 else ', no CI'})")
+        if faces >= 3:  # a t-interval from two faces is too wide to read
+            ax.fill_between(x, mean - half, mean + half, alpha=0.15)
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("requested intensity")
