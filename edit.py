@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import hydra
@@ -13,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from complexface.atomic import write_text
-from complexface.errors import user_error
+from complexface.errors import exit_on_user_error
 from complexface.evaluation import log_group_grids, measure_records, metrics_table, write_evaluation
 from complexface.report.grids import write_grids
 from complexface.sweep import SweepJob, run_sweep
@@ -58,14 +57,8 @@ def edit(cfg: DictConfig, run_dir: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="edit")
 def main(cfg: DictConfig) -> None:
-    try:
-        summary = edit(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except Exception as err:
-        cause = user_error(err, (MissingMandatoryValue,))
-        if cause is None:
-            raise
-        print(f"error: {cause}", file=sys.stderr)
-        sys.exit(2)
+    summary = exit_on_user_error(lambda: edit(cfg, Path(HydraConfig.get().runtime.output_dir)),
+                                 (MissingMandatoryValue,))
     print(json.dumps({k: v for k, v in summary.items() if k != "failures"}))
     for failure in summary["failures"]:
         print(f"failed ({len(failure['faces'])} photo(s): {', '.join(failure['faces'])}): {failure['reason']}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -11,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from complexface.errors import user_error
+from complexface.errors import exit_on_user_error
 from complexface.evaluation import measure_folder, measure_records, metrics_table, write_csv, write_evaluation
 from complexface.faces import FaceSet, FaceSetError
 from complexface.runs import MANIFEST, Manifest
@@ -44,14 +43,8 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Path]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        written = evaluate(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except Exception as err:
-        cause = user_error(err, (MissingMandatoryValue,))
-        if cause is None:
-            raise
-        print(f"error: {cause}", file=sys.stderr)
-        sys.exit(2)
+    written = exit_on_user_error(lambda: evaluate(cfg, Path(HydraConfig.get().runtime.output_dir)),
+                                 (MissingMandatoryValue,))
     for name, path in written.items():
         print(f"{name}: {path}")
 

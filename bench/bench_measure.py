@@ -51,7 +51,7 @@ def main() -> None:
     print(f"| part | median ms over {len(crops)} faces |")
     print("|---|---|")
     for name, fn in parts.items():
-        per_face = [median_ms(lambda c=c, lm=lm: fn(c, lm), args.repeats) for c, lm in zip(crops, lms, strict=True)]
+        per_face = [median_ms(lambda c=c, lm=lm, fn=fn: fn(c, lm), args.repeats) for c, lm in zip(crops, lms, strict=True)]
         value = float(np.median(per_face)) / (4 if name.startswith("whole") else 1)
         print(f"| {name} | {value:.1f} |")
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
 from complexface.au import AUError
 from complexface.faces import FaceSetError, ImageError
 from complexface.measure.identity import IdentityModelError
+
+T = TypeVar("T")
 
 USER_ERRORS: tuple[type[BaseException], ...] = (AUError, FaceSetError, ImageError, IdentityModelError)
 
@@ -19,3 +25,15 @@ def user_error(err: BaseException, extra: tuple[type[BaseException], ...] = ()) 
             return seen
         seen = seen.__cause__
     return None
+
+
+def exit_on_user_error(call: Callable[[], T], extra: tuple[type[BaseException], ...] = ()) -> T:
+    """Run ``call``; a user mistake prints ``error: <one line>`` and exits with status 2, a bug raises."""
+    try:
+        return call()
+    except Exception as err:
+        cause = user_error(err, extra)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        sys.exit(2)
