@@ -50,6 +50,8 @@ def edit(cfg: DictConfig, run_dir: Path) -> dict:
             log_group_grids(tracker, run_dir)
     finally:
         tracker.finish()
+    if cfg.dataset.enabled:
+        summary["dataset"] = instantiate(cfg.dataset.builder, _convert_="all").build(run_dir)
     summary["grids"] = str(run_dir / "grids")
     summary["n_face_grids"], summary["n_group_grids"] = len(grids["faces"]), len(grids["groups"])
     return summary
@@ -59,10 +61,12 @@ def edit(cfg: DictConfig, run_dir: Path) -> dict:
 def main(cfg: DictConfig) -> None:
     summary = exit_on_user_error(lambda: edit(cfg, Path(HydraConfig.get().runtime.output_dir)),
                                  (MissingMandatoryValue,))
-    print(json.dumps({k: v for k, v in summary.items() if k != "failures"}))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("failures", "dataset")}))
     for failure in summary["failures"]:
         print(f"failed ({len(failure['faces'])} photo(s): {', '.join(failure['faces'])}): {failure['reason']}")
     print(f"grids: {summary['grids']}" + (f"\nreport: {summary['report']}" if "report" in summary else ""))
+    if "dataset" in summary:
+        print(f"dataset: {summary['dataset']['path']} {summary['dataset']['rows']}")
 
 
 if __name__ == "__main__":

@@ -25,17 +25,32 @@ class EditPlan:
     ``EditPlan(["AU4=1", "AU6+AU12=1+1"], scales=range(-5, 6))`` is the poster sweep.
     """
 
-    def __init__(self, edits: Sequence[str | Mapping], scales: Sequence[float] | None = None, name: str = "custom") -> None:
+    def __init__(self, edits: Sequence[str | Mapping | AUEdit], scales: Sequence[float] | None = None,
+                 name: str = "custom", rows: Sequence[str] | None = None) -> None:
         if not edits:
-            raise AUError("the expression has no edits; give e.g. expression.edits=[AU12=3,'AU6+AU12=2+2']")
+            raise AUError("the expression has no edits; give e.g. expression.edits=[AU12:3,AU6+AU12:2+2]")
         self.name = name
         self.base = [parse_edit(e) for e in edits]
         self.scales = [float(s) for s in (scales if scales is not None and len(scales) else [1.0])]
         self.grid = [[b.scaled(s) for s in self.scales] for b in self.base]
+        self.rows = list(rows) if rows else [b.label for b in self.base]
+        """Row names: the base edit's label, or e.g. a recipe id."""
+        if len(self.rows) != len(self.base):
+            raise AUError(f"{len(self.rows)} row names for {len(self.base)} edits")
 
     @property
     def row_labels(self) -> list[str]:
-        return [b.label for b in self.base]
+        return self.rows
+
+    @property
+    def row_slugs(self) -> list[str]:
+        """File-name-safe row names."""
+        return [b.slug if r == b.label else r for r, b in zip(self.rows, self.base, strict=True)]
+
+    def placements(self, edit: AUEdit) -> list[dict]:
+        """Where an edit sits in the plan: ``[{"row": name, "scale": s}, ...]`` (the zero edit may sit in every row)."""
+        return [{"row": row, "scale": scale} for row, cells in zip(self.rows, self.grid, strict=True)
+                for scale, cell in zip(self.scales, cells, strict=True) if cell.label == edit.label]
 
     @property
     def edits(self) -> list[AUEdit]:
@@ -112,7 +127,8 @@ def process_face(job: SweepJob, entry: FaceEntry, manifest: Manifest) -> list[Re
             save_image(paste_back(face.photo, face.aligned, out), job.run_dir / photo)
             records.append(Record(entry.path.name, fid, entry.group, dict(edit.values), edit.label, OK,
                                   crop=str(crop), photo=str(photo), seconds=round(per_edit, 5),
-                                  extra={"metrics": metrics} if metrics else {}, **common))
+                                  extra={"placements": job.plan.placements(edit), "editor": job.editor.name,
+                                         **({"metrics": metrics} if metrics else {})}, **common))
     return records
 
 

@@ -15,6 +15,8 @@ os.environ["WANDB_MODE"] = "offline"
 for _var, _sub in (("WANDB_DIR", "runs"), ("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"),
                    ("WANDB_CONFIG_DIR", "config")):
     os.environ[_var] = str(_WANDB_HOME / _sub)
+# Hugging Face libraries: no hub, caches in the same temporary directory.
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(_WANDB_HOME / "hf"))
 
 from complexface.faces import Face, FacePipeline, demo_faceset  # noqa: E402
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,11 +47,12 @@ def draw_grid(cells: Sequence[Sequence[Cell]], row_labels: Sequence[str], col_la
     pad, head, side = 4, thumb // 5 + 10, max(90, thumb)
     font = _font(max(11, thumb // 10))
     rows, cols = len(cells), len(col_labels)
-    width = side + cols * (thumb + pad) + pad
+    title_font = _font(max(12, thumb // 8))
+    width = max(side + cols * (thumb + pad) + pad, int(title_font.getlength(title)) + 2 * pad)
     height = head * 2 + rows * (thumb + pad) + pad
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((pad, pad), title, fill="black", font=_font(max(12, thumb // 8)))
+    draw.text((pad, pad), title, fill="black", font=title_font)
     for c, label in enumerate(col_labels):
         x = side + c * (thumb + pad) + thumb // 2
         draw.text((x, head + head // 2), label, fill="black", font=font, anchor="mm")
@@ -68,8 +70,14 @@ def draw_grid(cells: Sequence[Sequence[Cell]], row_labels: Sequence[str], col_la
 
 
 def _wrap(label: str, width: int = 12) -> str:
-    parts = label.replace("=", "\n=").split("\n")
-    return "\n".join(p if len(p) <= width else p.replace("+", "+\n", 1) for p in parts)
+    """Break a row label at '=', '+' or '_' so that lines stay about ``width`` characters."""
+    lines, line = [], ""
+    for piece in re.split(r"(?<=[_+])|(?==)", label):
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = ""
+        line += piece
+    return "\n".join([*lines, line])
 
 
 def _cells(run_dir: Path, by_key: dict[tuple[str, str], Record], face_id: str, plan: EditPlan, row: int) -> list[Cell]:
@@ -100,9 +108,10 @@ def write_grids(manifest: Manifest, plan: EditPlan, thumb: int = 128) -> dict[st
     for face_id, group in sorted(faces.items()):
         members[group].append(face_id)
     for group, ids in sorted(members.items()):
-        for i, base in enumerate(plan.base):
+        for i, (row, slug) in enumerate(zip(plan.row_labels, plan.row_slugs, strict=True)):
             cells = [_cells(run_dir, by_key, fid, plan, i) for fid in ids]
-            title = f"{base.label} x scale  |  group: {group} (perceived appearance)"
+            name = row if row == plan.base[i].label else f"{row} ({plan.base[i].label})"
+            title = f"{name} x scale  |  group: {group} (perceived appearance)"
             image = draw_grid(cells, ids, cols, title, thumbnails)
-            written["groups"].append(save_image(image, run_dir / "grids" / "groups" / group / f"{base.slug}.jpg"))
+            written["groups"].append(save_image(image, run_dir / "grids" / "groups" / group / f"{slug}.jpg"))
     return written

@@ -1,0 +1,1 @@
+"""Datasets built from edit runs (and, later, the LightningDataModules that read them)."""
