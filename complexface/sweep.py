@@ -7,7 +7,7 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -73,7 +73,7 @@ class SweepJob:
     editor: Editor
     pipeline: FacePipeline
     run_dir: Path
-    bg_condition: BackgroundCondition | None = None
+    bg_condition: BackgroundCondition = field(default_factory=BackgroundCondition)
     measurer: EditMeasurer | None = None
     """Measures each face's edits right after editing (in the worker); None = no measurement."""
     crop_format: str = "png"
@@ -89,8 +89,9 @@ def _fail(entry: FaceEntry, edits: Sequence[AUEdit], reason: str, face_id: str |
             for e in edits]
 
 
-def process_face(job: SweepJob, entry: FaceEntry, manifest: Manifest) -> list[Record]:
-    """Edit one photo's face(s) with every pending edit; failures become records, never exceptions."""
+def process_face(job: SweepJob, entry: FaceEntry, done: frozenset[tuple[str, str]] = frozenset()) -> list[Record]:
+    """Edit one photo's face(s) with every edit not in ``done`` ((face id, edit label) pairs);
+    failures become records, never exceptions."""
     try:
         faces = job.pipeline(entry.path)
     except (ImageError, NoFaceError) as err:
@@ -100,7 +101,7 @@ def process_face(job: SweepJob, entry: FaceEntry, manifest: Manifest) -> list[Re
     records: list[Record] = []
     for face in faces:
         fid = face_key(entry, face.index)
-        pending = [e for e in job.plan.edits if not manifest.done(fid, e.label)]
+        pending = [e for e in job.plan.edits if (fid, e.label) not in done]
         if not pending:
             continue
         crop_dir = Path("crops") / fid
@@ -111,7 +112,7 @@ def process_face(job: SweepJob, entry: FaceEntry, manifest: Manifest) -> list[Re
         try:
             bg = None
             if job.editor.needs_bg:
-                bg = (job.bg_condition or BackgroundCondition())(face.aligned)
+                bg = job.bg_condition(face.aligned)
                 save_image(bg, job.run_dir / crop_dir / f"bg.{job.crop_format}")
             outputs = job.editor.edit(face.aligned, pending, bg=bg)
         except Exception as err:  # noqa: BLE001
@@ -142,9 +143,27 @@ def _measure(measurer: EditMeasurer | None, image, edits: Sequence[AUEdit], outp
         return [{"status": "failed", "reason": f"measuring failed: {type(err).__name__}: {err}"} for _ in edits]
 
 
+def _done_keys(manifest: Manifest, entry: FaceEntry) -> frozenset[tuple[str, str]]:
+    return frozenset(r.key for r in manifest if r.face_file == entry.path.name and manifest.done(*r.key))
+
+
 def _face_done(manifest: Manifest, entry: FaceEntry, plan: EditPlan) -> bool:
     ids = {r.face_id for r in manifest if r.face_file == entry.path.name} or {entry.face_id}
     return all(manifest.done(fid, e.label) for fid in ids for e in plan.edits)
+
+
+_WORKER_JOB: SweepJob | None = None
+"""The job of a worker process, sent once when the worker starts (models load once per worker)."""
+
+
+def _start_worker(job: SweepJob) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+
+
+def _work(entry: FaceEntry, done: frozenset[tuple[str, str]]) -> list[Record]:
+    assert _WORKER_JOB is not None
+    return process_face(_WORKER_JOB, entry, done)
 
 
 def run_sweep(job: SweepJob, entries: Sequence[FaceEntry], workers: int = 1, progress: bool = True) -> Manifest:
@@ -160,12 +179,12 @@ def run_sweep(job: SweepJob, entries: Sequence[FaceEntry], workers: int = 1, pro
     workers = max(1, min(workers, len(todo)))
     if workers == 1:
         for entry in todo:
-            manifest.add(process_face(job, entry, manifest))
+            manifest.add(process_face(job, entry, _done_keys(manifest, entry)))
             bar.update(per_face)
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(process_face, job, entry, manifest) for entry in todo]
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,)) as pool:
+            futures = [pool.submit(_work, entry, _done_keys(manifest, entry)) for entry in todo]
             for future in as_completed(futures):
                 manifest.add(future.result())
                 bar.update(per_face)
