@@ -136,3 +136,5 @@ def test_folder_faceset_labels_and_unlabeled(tmp_path):
         FaceSet(tmp_path, only=["zzz"])
     with pytest.raises(FaceSetError, match="face set folder not found"):
         FaceSet(tmp_path / "missing")
+    one = FaceSet(tmp_path / "a.jpg")
+    assert [f.face_id for f in one] == ["a"] and one[0].group == "groupA"

@@ -28,7 +28,8 @@ class FaceSetError(ValueError):
 
 
 class FaceSet(Sequence[FaceEntry]):
-    """The images in ``path`` (sorted), labelled from ``labels`` (default ``path/faces.csv``).
+    """The images in ``path`` (sorted; ``path`` may also be one photo), labelled from ``labels``
+    (default ``faces.csv`` beside the images).
 
     Files listed in the labels but absent stay in the set, so a sweep reports them as missing.
 
@@ -38,8 +39,12 @@ class FaceSet(Sequence[FaceEntry]):
     def __init__(self, path: str | Path, labels: str | Path | None = None,
                  only: Sequence[str] | None = None, limit: int | None = None, name: str | None = None) -> None:
         self.path = Path(path).expanduser()
+        single = self.path.is_file()
+        if single:  # one photo: a face set of one
+            only, self.path = [self.path.name], self.path.parent
         if not self.path.is_dir():
-            raise FaceSetError(f"face set folder not found: {self.path}; set faceset.path to a folder of photos")
+            raise FaceSetError(f"face set folder not found: {self.path}; set faceset.path to a folder of photos "
+                               f"(or one photo)")
         self.name = name or self.path.name
         label_file = Path(labels) if labels else self.path / "faces.csv"
         table = self._read_labels(label_file) if label_file.exists() else {}
