@@ -24,6 +24,7 @@ bench: venv  ## benchmarks (not tests); figures go in the README
 	PYTHONPATH=. $(PY) bench/bench_warp.py
 	PYTHONPATH=. $(PY) bench/bench_measure.py
 	PYTHONPATH=. $(PY) bench/bench_demo.py
+	PYTHONPATH=. $(PY) bench/bench_train.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,142 @@
+"""Contrastive image-text training shared by the CLIP-style modules: loss, retrieval metrics, the loop.
+
+The loss is CLIP's symmetric InfoNCE with a learnable temperature; items of the same recipe in a
+batch count as positives of each other (their captions describe the same expression), so the
+targets are the normalised same-recipe mask. Validation embeds the whole split and reports
+image->text and text->image recall@k (a hit is a retrieved item of the same recipe), the chance
+level of recall@1, and zero-shot accuracy: each image classified among the catalog recipes, a
+recipe being the mean embedding of its captions, per caption language.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from complexface.expressions import load_catalog
+
+MAX_LOGIT_SCALE = math.log(100.0)
+
+
+def contrastive_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor,
+                     labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over L2-normalised embeddings; ``labels`` (B,) make same-label pairs positives."""
+    logits = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp() * F.normalize(image, dim=-1) @ F.normalize(text, dim=-1).T
+    if labels is None:
+        targets = torch.eye(len(image), device=image.device)
+    else:
+        targets = (labels[:, None] == labels[None, :]).float()
+    targets = targets / targets.sum(1, keepdim=True)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T)) / 2
+
+
+def recall_at_k(similarity: torch.Tensor, query_labels: torch.Tensor, item_labels: torch.Tensor,
+                ks: Sequence[int] = (1, 5)) -> dict[int, float]:
+    """Fraction of queries (rows) whose top-k items (columns) include one with the query's label."""
+    order = similarity.argsort(dim=1, descending=True)
+    hits = item_labels[order] == query_labels[:, None]
+    return {k: hits[:, :k].any(1).float().mean().item() for k in ks}
+
+
+def chance_recall_at_1(query_labels: torch.Tensor, item_labels: torch.Tensor) -> float:
+    """Expected recall@1 of a random ranking: the mean share of items with the query's label."""
+    return (item_labels[None, :] == query_labels[:, None]).float().mean(1).mean().item()
+
+
+class ContrastiveModule(L.LightningModule):
+    """Base LightningModule: subclasses embed images (a batch) and texts (a list of strings)."""
+
+    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.01, warmup_steps: int = 0,
+                 catalog: str | None = None, zero_shot_languages: Sequence[str] = ("en", "ja"),
+                 init_temperature: float = 0.07) -> None:
+        super().__init__()
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.recipes = load_catalog(catalog)
+        self.recipe_index = {rid: i for i, rid in enumerate(self.recipes)}
+        self.zero_shot_languages = tuple(zero_shot_languages)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    @abstractmethod
+    def encode_images(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, D) image embeddings (not normalised)."""
+
+    @abstractmethod
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """(B, D) text embeddings (not normalised)."""
+
+    def labels(self, recipes: Sequence[str]) -> torch.Tensor:
+        """Recipe ids -> catalog indices (-1 for rows that are no recipe, e.g. unedited sources)."""
+        return torch.tensor([self.recipe_index.get(r, -1) for r in recipes], device=self.device)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = contrastive_loss(self.encode_images(batch), self.encode_texts(batch["text"]), self.logit_scale,
+                                self.labels(batch["recipe"]))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["text"]))
+        temperature = 1.0 / self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+        self.log("train/temperature", temperature, batch_size=len(batch["text"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._outputs.append((self.encode_images(batch), self.encode_texts(batch["text"]),
+                              self.labels(batch["recipe"])))
+
+    test_step = validation_step
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_retrieval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_retrieval("test")
+
+    @torch.no_grad()
+    def class_embeddings(self, language: str) -> torch.Tensor:
+        """(n_recipes, D) normalised mean caption embedding of each catalog recipe."""
+        means = [F.normalize(self.encode_texts(list(r.captions(language))), dim=-1).mean(0) for r in self.recipes.values()]
+        return F.normalize(torch.stack(means), dim=-1)
+
+    def _log_retrieval(self, stage: str) -> None:
+        if not self._outputs:
+            return
+        image, text, labels = (torch.cat(parts) for parts in zip(*self._outputs, strict=True))
+        self._outputs.clear()
+        if self.trainer.world_size > 1:
+            image, text, labels = (self.all_gather(t).flatten(0, 1) for t in (image, text, labels))
+        metrics = {f"{stage}/loss": contrastive_loss(image, text, self.logit_scale, labels).item()}
+        image, text = F.normalize(image, dim=-1), F.normalize(text, dim=-1)
+        similarity = image @ text.T
+        for name, sim in (("i2t", similarity), ("t2i", similarity.T)):
+            for k, value in recall_at_k(sim, labels, labels).items():
+                metrics[f"{stage}/{name}_R@{k}"] = value
+        metrics[f"{stage}/chance_R@1"] = chance_recall_at_1(labels, labels)
+        known = labels >= 0
+        if known.any():
+            for language in self.zero_shot_languages:
+                predicted = (image[known] @ self.class_embeddings(language).T).argmax(1)
+                metrics[f"{stage}/zeroshot_acc_{language}"] = (predicted == labels[known]).float().mean().item()
+            metrics[f"{stage}/zeroshot_chance"] = 1.0 / len(self.recipes)
+        self.log_dict(metrics)  # every rank holds the gathered embeddings, so the values agree
+
+    def configure_optimizers(self) -> dict:
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        rest = [p for p in params if p.ndim < 2]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
+                                       {"params": rest, "weight_decay": 0.0}], lr=self.lr)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+
+        def schedule(step: int) -> float:
+            if step < self.warmup_steps:
+                return (step + 1) / self.warmup_steps
+            progress = (step - self.warmup_steps) / max(total - self.warmup_steps, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

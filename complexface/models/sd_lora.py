@@ -1,0 +1,143 @@
+"""``model=sd_lora``: LoRA fine-tuning of a Stable Diffusion 1.5 UNet on the expression dataset.
+
+Loads the components (``vae``, ``text_encoder``, ``tokenizer``, ``unet``, ``scheduler``) from a
+local pipeline folder, freezes them, adds peft LoRA adapters to the UNet attention projections
+(``rank``, ``alpha``, ``targets``), and trains the noise-prediction loss (epsilon or v-prediction,
+as the scheduler says; optional min-SNR-gamma weighting). Every ``sample_every_n_steps`` it renders
+a fixed-seed grid of ``sample_prompts`` to the logger. ``save_pretrained`` writes the LoRA weights
+that ``StableDiffusionPipeline.load_lora_weights`` loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from complexface.models.text import ModelFolderError
+
+
+class SDLoRA(L.LightningModule):
+    """Text-to-image LoRA on the UNet; images in the batch are ``pixel_values`` in [-1, 1]."""
+
+    def __init__(self, pretrained: str, rank: int = 8, alpha: int = 8,
+                 targets: Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"), lr: float = 1e-4,
+                 snr_gamma: float | None = None, sample_prompts: Sequence[str] = (), sample_every_n_steps: int = 0,
+                 sample_steps: int = 20, sample_seed: int = 0, sample_size: int | None = None) -> None:
+        super().__init__()
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from peft import LoraConfig
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        self.save_hyperparameters()
+        path = Path(pretrained)
+        if not (path / "model_index.json").exists():
+            raise ModelFolderError(f"no Stable Diffusion pipeline in {path}: "
+                                 "pass model.pretrained=<a local SD 1.5 folder>")
+        self.tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer")
+        self.text_encoder = CLIPTextModel.from_pretrained(str(path), subfolder="text_encoder").requires_grad_(False)
+        self.vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae").requires_grad_(False)
+        self.unet = UNet2DConditionModel.from_pretrained(str(path), subfolder="unet").requires_grad_(False)
+        self.scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
+        self.unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
+                                         target_modules=list(targets)))
+        self.pretrained, self.lr, self.snr_gamma = path, lr, snr_gamma
+        self.sample_prompts, self.sample_every_n_steps = list(sample_prompts), sample_every_n_steps
+        self.sample_steps, self.sample_seed, self.sample_size = sample_steps, sample_seed, sample_size
+        self.strict_loading = False  # checkpoints hold the LoRA weights only (on_save_checkpoint)
+
+    def train(self, mode: bool = True) -> SDLoRA:
+        """Only the UNet (its LoRA adapters) switches to train mode; the VAE and text encoder stay in eval."""
+        super().train(mode)
+        self.vae.eval()
+        self.text_encoder.eval()
+        return self
+
+    def _embed(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(texts), padding="max_length", truncation=True,
+                                max_length=self.tokenizer.model_max_length, return_tensors="pt")
+        return self.text_encoder(tokens.input_ids.to(self.device))[0]
+
+    def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Noise-prediction MSE at random timesteps (min-SNR-gamma weighted when ``snr_gamma`` is set)."""
+        with torch.no_grad():
+            latents = self.vae.encode(batch["pixel_values"].to(self.vae.dtype)).latent_dist.sample(generator)
+            latents = latents * self.vae.config.scaling_factor
+            states = self._embed(batch["text"])
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        steps = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(latents),), generator=generator,
+                              device=latents.device)
+        noisy = self.scheduler.add_noise(latents, noise, steps)
+        target = self.scheduler.get_velocity(latents, noise, steps) \
+            if self.scheduler.config.prediction_type == "v_prediction" else noise
+        prediction = self.unet(noisy, steps, states).sample
+        if self.snr_gamma is None:
+            return F.mse_loss(prediction.float(), target.float())
+        from diffusers.training_utils import compute_snr
+
+        snr = compute_snr(self.scheduler, steps)
+        weights = torch.stack([snr, self.snr_gamma * torch.ones_like(snr)], 1).min(1)[0]
+        weights = weights / (snr + 1) if self.scheduler.config.prediction_type == "v_prediction" else weights / snr
+        per_item = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        return (per_item * weights).mean()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["text"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        generator = torch.Generator(self.device).manual_seed(self.sample_seed + batch_idx)
+        stage = "test" if self.trainer.testing else "val"
+        self.log(f"{stage}/loss", self.loss(batch, generator), batch_size=len(batch["text"]), sync_dist=True)
+
+    test_step = validation_step
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep only the trained (LoRA) weights: the frozen components reload from ``pretrained``."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        step = self.global_step
+        if self.sample_prompts and self.sample_every_n_steps and step % self.sample_every_n_steps == 0 \
+                and self.trainer.is_global_zero and self.logger and hasattr(self.logger, "log_image"):
+            self.logger.log_image("samples", [self.sample_grid()], step=step, caption=[" | ".join(self.sample_prompts)])
+
+    def pipeline(self):
+        """A ``StableDiffusionPipeline`` over this module's (LoRA-adapted) components."""
+        from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+        return StableDiffusionPipeline(vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer,
+                                       unet=self.unet, scheduler=DDIMScheduler.from_config(self.scheduler.config),
+                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+    @torch.no_grad()
+    def sample_grid(self) -> np.ndarray:
+        """One row of images, one per sample prompt, from a fixed seed (comparable across steps)."""
+        was_training = self.unet.training
+        self.unet.eval()
+        size = self.sample_size or self.unet.config.sample_size * 2 ** (len(self.vae.config.block_out_channels) - 1)
+        images = self.pipeline()(self.sample_prompts, num_inference_steps=self.sample_steps, height=size, width=size,
+                                 generator=torch.Generator(self.device).manual_seed(self.sample_seed),
+                                 output_type="np").images
+        self.unet.train(was_training)
+        return (np.concatenate(list(images), axis=1) * 255).round().astype(np.uint8)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW([p for p in self.unet.parameters() if p.requires_grad], lr=self.lr)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """``pytorch_lora_weights.safetensors`` for ``StableDiffusionPipeline.load_lora_weights(folder)``."""
+        from diffusers import StableDiffusionPipeline
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft.utils import get_peft_model_state_dict
+
+        layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(self.unet))
+        StableDiffusionPipeline.save_lora_weights(str(folder), unet_lora_layers=layers, safe_serialization=True)
+        return Path(folder)

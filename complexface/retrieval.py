@@ -1,0 +1,138 @@
+"""Free text -> a catalog recipe, by retrieval over the recipes' names and captions.
+
+English prompts are embedded with the text tower (the MiniLM sentence model by default, or a
+fine-tuned ``ExpressionCLIP`` export, whose projected embeddings are then used); a recipe's score
+is its best-matching name or caption. Japanese prompts (any kana or kanji), which MiniLM
+(English-only) reads poorly, are scored by TF-IDF-weighted character 1-2-gram cosine against each
+recipe's Japanese name and captions taken together, blended (``ngram_weight``) with the text
+tower's best-caption score. The confidence is a softmax over the recipe scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from complexface.expressions import Recipe, load_catalog
+
+
+class PromptError(ValueError):
+    """The prompt cannot be used (e.g. it is empty); the message says what to write."""
+
+
+def is_japanese(text: str) -> bool:
+    """Whether ``text`` contains hiragana, katakana or CJK ideographs."""
+    return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
+
+
+def char_ngrams(text: str, sizes: Sequence[int] = (1, 2)) -> Counter:
+    """Character n-grams of ``text`` with punctuation and spaces removed."""
+    text = "".join(c for c in text.lower() if c.isalnum())
+    return Counter(text[i:i + n] for n in sizes for i in range(len(text) - n + 1))
+
+
+class NgramIndex:
+    """TF-IDF character n-gram vectors of documents; ``similarity(query)`` is cosine per document."""
+
+    def __init__(self, documents: Sequence[str], sizes: Sequence[int] = (1, 2)) -> None:
+        self.sizes = tuple(sizes)
+        grams = [char_ngrams(d, self.sizes) for d in documents]
+        df = Counter(g for doc in grams for g in doc)
+        self.idf = {g: math.log((1 + len(documents)) / (1 + n)) + 1 for g, n in df.items()}
+        self.vectors = [self._weigh(doc) for doc in grams]
+
+    def _weigh(self, grams: Counter) -> dict[str, float]:
+        vec = {g: c * self.idf.get(g, 0.0) for g, c in grams.items()}
+        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+        return {g: v / norm for g, v in vec.items()}
+
+    def similarity(self, query: str) -> list[float]:
+        q = self._weigh(char_ngrams(query, self.sizes))
+        return [sum(w * doc.get(g, 0.0) for g, w in q.items()) for doc in self.vectors]
+
+
+class TextTower:
+    """Normalised sentence embeddings from the default MiniLM, a sentence-model folder or an ExpressionCLIP export."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        from complexface.models.expression_clip import CONFIG_FILE, load_expression_clip
+        from complexface.models.text import SentenceEncoder
+
+        if path is not None and (Path(path) / CONFIG_FILE).exists():
+            model = load_expression_clip(path)
+            self.encode = model.encode_texts
+        else:
+            encoder = SentenceEncoder(path).eval()
+            self.encode = encoder
+        self.path = path
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        with torch.no_grad():
+            return F.normalize(self.encode(list(texts)), dim=-1)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen recipe, its score (best caption similarity), confidence and the runners-up."""
+
+    recipe: Recipe
+    score: float
+    confidence: float
+    language: str
+    matched: str
+    """The caption (or name) that matched best."""
+    runner_ups: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"recipe_id": self.recipe.id, "felt": self.recipe.felt, "displayed": self.recipe.displayed,
+                "aus": self.recipe.aus.values, "score": round(self.score, 4), "confidence": round(self.confidence, 4),
+                "language": self.language, "matched": self.matched, "runner_ups": self.runner_ups}
+
+
+class RecipeRetriever:
+    """Maps a prompt (English or Japanese) to the closest recipe of the catalog."""
+
+    def __init__(self, text_model: str | Path | None = None, catalog: str | Path | None = None,
+                 ngram_weight: float = 0.7, temperature: float = 0.05, runner_ups: int = 3) -> None:
+        self.recipes = load_catalog(catalog)
+        self.tower = TextTower(text_model)
+        self.ngram_weight, self.temperature, self.n_runner_ups = ngram_weight, temperature, runner_ups
+        self.docs: dict[str, list[tuple[str, str]]] = {}
+        self.embeddings: dict[str, torch.Tensor] = {}
+        for language in ("en", "ja"):
+            self.docs[language] = [(r.id, text) for r in self.recipes.values()
+                                   for text in (r.name_en if language == "en" else r.name_ja, *r.captions(language))]
+            self.embeddings[language] = self.tower([t for _, t in self.docs[language]])
+        self.ngrams = NgramIndex([" ".join((r.name_ja, *r.captions_ja)) for r in self.recipes.values()])
+
+    def recipe_scores(self, prompt: str) -> tuple[str, dict[str, tuple[float, str]]]:
+        """The prompt's language and, per recipe, its score and best-matching name or caption."""
+        language = "ja" if is_japanese(prompt) else "en"
+        dense = (self.embeddings[language] @ self.tower([prompt])[0]).tolist()
+        best: dict[str, tuple[float, str]] = {}
+        for (rid, text), score in zip(self.docs[language], dense, strict=True):
+            if rid not in best or score > best[rid][0]:
+                best[rid] = (score, text)
+        if language == "ja":
+            w = self.ngram_weight
+            for rid, ngram in zip(self.recipes, self.ngrams.similarity(prompt), strict=True):
+                best[rid] = (w * ngram + (1 - w) * best[rid][0], best[rid][1])
+        return language, best
+
+    def __call__(self, prompt: str) -> Choice:
+        if not prompt or not prompt.strip():
+            raise PromptError("the prompt is empty; describe the expression, "
+                             "e.g. prompt=\"smiling on the surface, angry inside\"")
+        language, best = self.recipe_scores(prompt)
+        ranked = sorted(best.items(), key=lambda kv: kv[1][0], reverse=True)
+        probs = torch.softmax(torch.tensor([s for _, (s, _) in ranked]) / self.temperature, 0).tolist()
+        (rid, (score, text)), confidence = ranked[0], probs[0]
+        runner_ups = [{"recipe_id": r, "score": round(s, 4), "confidence": round(p, 4)}
+                      for (r, (s, _)), p in zip(ranked[1:1 + self.n_runner_ups], probs[1:], strict=False)]
+        return Choice(self.recipes[rid], score, confidence, language, text, runner_ups)

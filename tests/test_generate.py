@@ -1,0 +1,154 @@
+"""generate.py: free text (English or Japanese) -> a catalog recipe -> the edited face."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+import generate
+from complexface.models.expression_clip import ExpressionCLIP
+from complexface.retrieval import PromptError, RecipeRetriever, char_ngrams, is_japanese
+from tests.conftest import ROOT
+from tests.test_train import build_tiny_sd
+
+PARAPHRASES: dict[str, tuple[list[str], list[str]]] = {
+    # recipe id: (English, Japanese) paraphrases that are not in the catalog
+    "felt_smile": (["a genuinely happy person with a big sincere grin", "pure delight, laughing eyes and a real smile"],
+                   ["心の底から嬉しくて笑っている", "目が細くなるほどの満面の笑み"]),
+    "polite_smile": (["a courteous smile just for show, the eyes stay cold", "a fake customer-service smile"],
+                     ["お愛想で口だけ笑っている", "社交辞令のつくり笑顔"]),
+    "anger_masking_smile": (["smiling on the surface, angry inside",
+                             "grinning outwardly but seething with rage underneath"],
+                            ["顔は笑っているけど心の中では怒っている", "にこやかだが内心はらわたが煮えくり返っている"]),
+    "sadness_leak_smile": (["putting on a smile although she is sad", "a brave smile that cannot hide the sorrow"],
+                           ["悲しいのに無理に微笑んでいる", "寂しさを隠しきれない笑顔"]),
+    "fear_leak_smile": (["a scared person forcing a smile", "grinning nervously out of anxiety"],
+                        ["怖いのに無理に笑っている", "不安で緊張した笑い"]),
+    "disgust_leak_smile": (["smiling while finding it disgusting", "a polite smile covering revulsion"],
+                           ["嫌悪感を隠して笑っている", "気持ち悪いと思いながら愛想笑いする"]),
+    "miserable_smile": (["a wry, defeated smile of someone who is unhappy",
+                         "smiling miserably about a hopeless situation"],
+                        ["つらいけど苦笑いするしかない", "みじめな気持ちで力なく笑う"]),
+    "embarrassed_smile": (["a shy, blushing grin", "an awkward smile because she feels embarrassed"],
+                          ["照れくさそうに笑う", "恥ずかしくてはにかんでいる"]),
+    "suppressed_anger": (["furious but hiding it behind a blank face", "a poker face concealing rage"],
+                         ["怒りを押し殺して無表情を保つ", "激しい怒りを抑えて平然とした顔"]),
+    "suppressed_sadness": (["fighting back tears and trying to look calm", "hiding grief behind a neutral face"],
+                           ["泣きたいのをこらえて平静な顔をしている", "悲しみを押し殺した顔"]),
+    "happily_surprised": (["a joyful surprise, mouth open with a smile", "pleasantly astonished and happy"],
+                          ["嬉しいサプライズに驚いて笑う", "思いがけない喜びにびっくりしている"]),
+    "sadly_angry": (["angry and hurt, with a sorrowful frown", "resentful and sad at once"],
+                    ["悲しくて怒っている", "傷ついて恨んでいる顔"]),
+    "fearfully_angry": (["scared but furious", "angry while frightened, on the defensive"],
+                        ["おびえながら怒っている", "恐怖と怒りが混じった顔"]),
+    "angrily_surprised": (["shocked and outraged", "an indignant, astonished face"],
+                          ["驚いて憤慨している", "信じられないと怒って驚く"]),
+    "bittersweet": (["a wistful smile, half happy half sad", "a melancholy, nostalgic smile"],
+                    ["嬉しいけど切ない笑み", "懐かしくて少し寂しい微笑み"]),
+    "sadness_prototype": (["a sad, grieving face", "a person looking unhappy and sorrowful"],
+                          ["悲しんでいる顔", "とても悲しそうな人"]),
+    "surprise_prototype": (["a totally astonished face with the jaw dropped", "shocked, eyes wide open in surprise"],
+                           ["びっくりして口をぽかんと開けている", "目を丸くして驚いている"]),
+}
+
+
+@pytest.fixture(scope="module")
+def retriever() -> RecipeRetriever:
+    torch.set_num_threads(1)
+    return RecipeRetriever()
+
+
+def paraphrase_accuracy(retriever: RecipeRetriever) -> dict[str, float]:
+    """Share of paraphrases mapped to their recipe, per language."""
+    return {language: float(np.mean([retriever(p).recipe.id == rid for rid, pair in PARAPHRASES.items()
+                                     for p in pair[i]])) for i, language in enumerate(("en", "ja"))}
+
+
+def test_language_detection_and_ngrams():
+    assert is_japanese("怒っている") and is_japanese("にこにこ") and not is_japanese("angry inside")
+    assert char_ngrams("笑顔、笑顔") == {"笑": 2, "顔": 2, "笑顔": 2, "顔笑": 1}
+
+
+@pytest.mark.parametrize(("prompt", "recipe"), [
+    ("smiling on the surface, angry inside", "anger_masking_smile"),
+    ("grinning outwardly but seething with rage underneath", "anger_masking_smile"),
+    ("a poker face concealing rage", "suppressed_anger"),
+    ("a fake customer-service smile", "polite_smile"),
+    ("顔は笑っているけど心の中では怒っている", "anger_masking_smile"),
+    ("お愛想で口だけ笑っている", "polite_smile"),
+    ("照れくさそうに笑う", "embarrassed_smile"),
+    ("泣きたいのをこらえて平静な顔をしている", "suppressed_sadness"),
+])
+def test_phrasings_map_to_the_right_recipe(retriever, prompt, recipe):
+    choice = retriever(prompt)
+    assert choice.recipe.id == recipe and choice.language == ("ja" if is_japanese(prompt) else "en")
+    assert 0 < choice.confidence <= 1 and len(choice.runner_ups) == 3
+    assert all(r["confidence"] <= choice.confidence for r in choice.runner_ups)
+
+
+def test_paraphrase_accuracy_per_language(retriever):
+    accuracy = paraphrase_accuracy(retriever)
+    print(f"paraphrase accuracy: {accuracy} (chance {1 / len(retriever.recipes):.3f})")
+    assert accuracy["en"] >= 0.75 and accuracy["ja"] >= 0.7
+
+
+def test_a_trained_expression_clip_export_is_a_text_tower(tmp_path):
+    torch.manual_seed(0)
+    ExpressionCLIP(mesh=False, identity=False).save_pretrained(tmp_path / "model")
+    retriever = RecipeRetriever(text_model=tmp_path / "model")
+    assert retriever.tower(["a"]).shape == (1, 128)  # the projected (shared) space
+    assert retriever("smiling on the surface while angry inside").recipe.id == "anger_masking_smile"
+
+
+def test_empty_prompt_is_refused(retriever):
+    with pytest.raises(PromptError, match="prompt is empty"):
+        retriever("  ")
+
+
+def test_generate_writes_the_choice_and_the_edited_face(tmp_path):
+    argv = generate.quote_prompt(["prompt=顔は笑っているけど心の中では怒っている", "generator.scale=1.5"])
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="generate", overrides=argv)
+    record = generate.generate(cfg, tmp_path)
+    choice = json.loads((tmp_path / "choice.json").read_text(encoding="utf-8"))
+    assert choice == record and choice["recipe_id"] == "anger_masking_smile"
+    assert (choice["felt"], choice["displayed"]) == ("anger", "joy")
+    assert choice["aus"] == {"AU4": 2, "AU12": 3, "AU17": 1}
+    assert choice["applied"] == {"AU4": 3, "AU12": 4.5, "AU17": 1.5} and choice["editor"] == "warp"
+    assert {"score", "confidence", "runner_ups", "matched"} <= set(choice) and choice["face"].endswith("001.jpg")
+    source, edited = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("source", "edit"))
+    assert source.shape == edited.shape == (512, 512, 3) and np.abs(source.astype(int) - edited).max() > 20
+    assert (tmp_path / "photo.jpg").exists() and (tmp_path / "config.yaml").exists()
+
+
+def test_bare_prompts_are_quoted_for_hydra():
+    assert generate.quote_prompt(["x.py", "prompt=a, b", "face=f.jpg"]) == ["x.py", "prompt='a, b'", "face=f.jpg"]
+    assert generate.quote_prompt(["prompt=she's \"ok\""]) == ['prompt="she\'s \\"ok\\""']
+    assert generate.quote_prompt(["prompt='already quoted'"]) == ["prompt='already quoted'"]
+
+
+def test_sd_lora_generator_draws_with_the_trained_lora(tmp_path):
+    from complexface.models.sd_lora import SDLoRA
+
+    sd = build_tiny_sd(tmp_path / "sd")
+    torch.manual_seed(0)
+    module = SDLoRA(str(sd), rank=4, alpha=4)
+    for name, param in module.unet.named_parameters():
+        if "lora_B" in name:  # B starts at zero: give the adapter an effect, as training would
+            param.data.normal_(0, 0.5)
+    module.save_pretrained(tmp_path / "lora")
+    images = {}
+    for name, lora in (("base", "null"), ("lora", str(tmp_path / "lora"))):
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose(config_name="generate", overrides=[
+                "prompt='a tense smile'", "generator=sd_lora", f"generator.pretrained={sd}", f"generator.lora={lora}",
+                "generator.steps=2"])
+        record = generate.generate(cfg, tmp_path / name)
+        assert json.loads((tmp_path / name / "choice.json").read_text()) == record and record["seed"] == 0
+        images[name] = np.asarray(Image.open(record["outputs"]["image"]))
+    assert images["base"].shape == (16, 16, 3) and not np.array_equal(images["base"], images["lora"])

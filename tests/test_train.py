@@ -1,0 +1,246 @@
+"""Training: the data module, both contrastive models, train.py from the real Hydra config, resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+import edit
+import train
+from complexface.data.datamodule import DatasetError, ExpressionDataModule
+from complexface.models.contrastive import chance_recall_at_1, contrastive_loss, recall_at_k
+from complexface.models.expression_clip import load_expression_clip, text_embeddings
+from tests.conftest import ROOT
+
+FACES = "faceset.only=[001.jpg,006.jpg,014.jpg,021.jpg,047.jpg,050.jpg,072.jpg,080.jpg]"
+RECIPES = "expression.only=[anger_masking_smile,felt_smile,suppressed_sadness]"
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1",
+         "threads=1"]
+
+
+def compose_config(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A real catalog dataset: 8 faces x 3 recipes, edited by the warp editor, features cached."""
+    run_dir = tmp_path_factory.mktemp("train_data")
+    cfg = compose_config("edit", [FACES, "expression=catalog", RECIPES, "dataset=imagefolder", "measure=off",
+                                  "workers=1", "progress=false", "logger=none"])
+    edit.edit(cfg, run_dir)
+    return run_dir / "dataset"
+
+
+def char_tokenizer(max_length: int = 77):
+    """A CLIP tokenizer over single characters (no merges): enough for tiny test models."""
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in string.ascii_lowercase + string.digits + ",.'-!?":
+        vocab[char] = len(vocab)
+        vocab[char + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
+
+
+def build_tiny_clip(folder: Path) -> Path:
+    """A randomly initialised 2-layer CLIP (32 px images) with the character tokenizer."""
+    from transformers import CLIPConfig, CLIPModel
+
+    tokenizer = char_tokenizer()
+    layers = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = CLIPConfig(text_config=dict(vocab_size=len(tokenizer), max_position_embeddings=64, bos_token_id=0,
+                                         eos_token_id=1, pad_token_id=1, **layers),
+                        vision_config=dict(image_size=32, patch_size=8, **layers), projection_dim=16)
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_sd(folder: Path) -> Path:
+    """A random Stable Diffusion pipeline folder: 16 px images, 8 px latents, 2-layer text encoder."""
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    tokenizer = char_tokenizer(max_length=32)
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37,
+                                        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=32,
+                                        bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    unet = UNet2DConditionModel(sample_size=8, layers_per_block=1, block_out_channels=(32, 64),
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                                attention_head_dim=8)
+    vae = AutoencoderKL(block_out_channels=(32, 64), latent_channels=4, sample_size=16,
+                        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+                        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"))
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False)
+    StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                            safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory) -> Path:
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+@pytest.mark.parametrize("overrides", [
+    ["experiment=expression_clip_catalog"], ["experiment=clip_lora_catalog", "model.pretrained=/models/clip"],
+    ["trainer=gpu", "train_logger=csv", "callbacks=none"], ["trainer=ddp", "train_logger=none"],
+    ["model=sd_lora", "model.pretrained=/models/sd15"],
+])
+def test_every_train_config_composes(overrides):
+    cfg = compose_config("train", ["data.root=/data/dataset", *overrides])
+    assert cfg.model._target_ and cfg.data.inputs and cfg.trainer._target_ == "lightning.Trainer"
+    if "experiment=clip_lora_catalog" in overrides:
+        assert cfg.model.lora.r == 8 and cfg.data.inputs == ["pixels"]
+
+
+def test_loss_and_retrieval_metrics():
+    image = torch.eye(4)
+    labels = torch.tensor([0, 1, 2, 2])
+    good = contrastive_loss(image, image, torch.tensor(4.0), labels)
+    bad = contrastive_loss(image, image.flip(0), torch.tensor(4.0), labels)
+    assert good < bad
+    sim = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.1, 0.8], [0.0, 0.9, 0.1]])
+    assert recall_at_k(sim, torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), ks=(1, 2)) == {1: pytest.approx(1 / 3),
+                                                                                             2: pytest.approx(2 / 3)}
+    assert chance_recall_at_1(labels, labels) == pytest.approx((1 / 4 + 1 / 4 + 2 / 4 + 2 / 4) / 4)
+
+
+def test_datamodule_languages_inputs_and_identity_splits(dataset):
+    dm = ExpressionDataModule(str(dataset), language="both", inputs=["pixels", "features"], image_size=48, batch_size=4)
+    dm.prepare_data()
+    dm.setup()
+    train_set = dm.datasets["train"]
+    assert len(train_set) == 2 * len(train_set.rows) and {r["recipe"] for r in train_set.rows} == {
+        "anger_masking_smile", "felt_smile", "suppressed_sadness"}  # sources dropped, every image in en and ja
+    texts = {train_set[i]["text"] for i in range(len(train_set))}
+    assert any(any("\u3040" <= c <= "\u9fff" for c in t) for t in texts) and any(t.isascii() for t in texts)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["pixel_values"].shape == (4, 3, 48, 48) and batch["features"].shape == (4, dm.feature_dim)
+    assert batch["features"].abs().sum(1).gt(0).all()  # a face was found on every edited crop
+    faces = {s: {r["face"] for r in d.rows} for s, d in dm.datasets.items()}
+    assert not (faces["train"] & faces["validation"]) and not (faces["train"] & faces["test"])
+    en = ExpressionDataModule(str(dataset), language="en", inputs=["pixels"], image_size=32)
+    en.setup()
+    assert all(en.datasets["validation"][i]["text"].isascii() for i in range(len(en.datasets["validation"])))
+    with pytest.raises(DatasetError, match="edit.py expression=catalog dataset=imagefolder"):
+        ExpressionDataModule(str(dataset / "missing")).setup()
+
+
+def test_expression_clip_trains_from_the_real_config_logs_to_wandb_and_exports(dataset, tmp_path):
+    cfg = compose_config("train", [f"data.root={dataset}", "trainer.max_epochs=3", "data.batch_size=16", *QUIET])
+    metrics = train.train(cfg, tmp_path)
+    assert metrics["global_step"] > 0
+    assert {"val/i2t_R@1", "val/t2i_R@5", "val/zeroshot_acc_ja", "test/i2t_R@1"} <= set(metrics)
+    assert (tmp_path / "config.yaml").exists() and (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert (tmp_path / "wandb_run_id.txt").read_text().strip()
+    exported = load_expression_clip(tmp_path / "model")
+    texts = ["smiling on the surface while angry inside", "目元までほころんだ、心からの笑顔の人"]
+    module = instantiate(cfg.model, _convert_="all")
+    module.load_state_dict(torch.load(metrics["best_checkpoint"], weights_only=False)["state_dict"])
+    module.eval()
+    torch.testing.assert_close(text_embeddings(exported, texts), text_embeddings(module, texts))
+
+
+def test_resume_continues_the_step_count_and_the_wandb_run(dataset, tmp_path):
+    base = [f"data.root={dataset}", "data.batch_size=16", "test=false", "export=false", *QUIET]
+    first = train.train(compose_config("train", [*base, "trainer.max_epochs=1"]), tmp_path)
+    run_id = (tmp_path / "wandb_run_id.txt").read_text()
+    second = train.train(compose_config("train", [*base, "trainer.max_epochs=2"]), tmp_path)
+    assert first["global_step"] > 0 and second["global_step"] == 2 * first["global_step"]
+    assert (tmp_path / "wandb_run_id.txt").read_text() == run_id
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 2  # both segments of the same run id
+    assert all(run_id in p.name for p in (tmp_path / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_clip_module_fits_and_saves_a_reloadable_clip(dataset, tiny_clip, tmp_path, lora):
+    from transformers import AutoTokenizer, CLIPModel
+
+    overrides = [f"data.root={dataset}", "model=clip", f"model.pretrained={tiny_clip}", "data.image_size=32",
+                 "trainer.max_epochs=1", "data.batch_size=8", "train_logger=csv", "callbacks=none", "test=false",
+                 *QUIET]
+    if lora:
+        overrides.append("model.lora={r:4,alpha:8,targets:[q_proj,v_proj]}")
+    else:
+        overrides += ["model.text_trainable_layers=1", "model.vision_trainable_layers=0"]
+    cfg = compose_config("train", overrides)
+    module = instantiate(cfg.model, _convert_="all")
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    datamodule = instantiate(cfg.data, _convert_="all")
+    trainer = instantiate(cfg.trainer, default_root_dir=str(tmp_path), logger=False)
+    trainer.fit(module, datamodule=datamodule)
+    changed = {n for n, p in module.named_parameters() if not torch.equal(p, before[n])}
+    if lora:
+        assert any("lora_" in n for n in changed) and not any("lora_" not in n and "projection" not in n
+                                                               and n != "logit_scale" for n in changed)
+    else:
+        assert any("text_model.encoder.layers.1." in n for n in changed)
+        assert not any("vision_model.encoder" in n or "text_model.encoder.layers.0." in n for n in changed)
+    module.eval()
+    reloaded = CLIPModel.from_pretrained(str(module.save_pretrained(tmp_path / "export"))).eval()
+    tokens = AutoTokenizer.from_pretrained(str(tmp_path / "export"))(["a tense smile"], return_tensors="pt")
+    pixels = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.get_text_features(**tokens).pooler_output,
+                                   module.encode_texts(["a tense smile"]), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(reloaded.get_image_features(pixel_values=pixels).pooler_output,
+                                   module.encode_images({"pixel_values": pixels}), atol=1e-5, rtol=1e-4)
+
+
+def test_sd_lora_trains_logs_samples_and_saves_weights_the_pipeline_loads(dataset, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    sd = build_tiny_sd(tmp_path / "sd")
+    cfg = compose_config("train", [f"data.root={dataset}", "model=sd_lora", f"model.pretrained={sd}",
+                                   "data.image_size=16", "data.batch_size=8", "trainer.max_steps=4",
+                                   "model.sample_every_n_steps=2", "model.sample_steps=2", *QUIET])
+    metrics = train.train(cfg, tmp_path / "run")
+    assert metrics["global_step"] == 4 and {"train/loss", "val/loss", "test/loss"} <= set(metrics)
+    samples = list((tmp_path / "run" / "wandb").glob("offline-run-*/files/media/images/samples_*.png"))
+    assert len(samples) == 2  # the fixed-seed grid at steps 0 and 2
+    assert (tmp_path / "run/checkpoints/last.ckpt").stat().st_size < 2_000_000  # LoRA weights only
+    pipe = StableDiffusionPipeline.from_pretrained(str(sd))
+    latents, step, states = torch.randn(1, 4, 8, 8), torch.tensor([10]), torch.randn(1, 32, 32)
+    with torch.no_grad():
+        base = pipe.unet(latents, step, states).sample
+        pipe.load_lora_weights(metrics["export"])
+        adapted = pipe.unet(latents, step, states).sample
+    module = instantiate(cfg.model, _convert_="all")
+    module.load_state_dict(torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)["state_dict"],
+                           strict=False)
+    with torch.no_grad():
+        torch.testing.assert_close(adapted, module.unet(latents, step, states).sample)
+    assert not torch.allclose(base, adapted)
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "train.py", f"data.root={dataset}", "trainer=ddp", "trainer.devices=2",
+         "trainer.accelerator=cpu", "trainer.max_epochs=1", "data.batch_size=8", "train_logger=csv", "test=false",
+         *QUIET,
+         f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log and "gloo" in log
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["global_step"] > 0 and (run_dir / "model" / "heads.safetensors").exists()

@@ -1,0 +1,85 @@
+"""Contrastive training: python train.py data.root=<edit run>/dataset [model=...] [trainer=...] [experiment=...]."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from complexface.atomic import write_text
+from complexface.data.datamodule import DatasetError
+from complexface.errors import exit_on_user_error
+from complexface.models.text import ModelFolderError
+
+WANDB_ID = "wandb_run_id.txt"
+
+
+def build_logger(cfg: DictConfig, run_dir: Path):
+    """The Lightning logger (False for none); a W&B run resumes with the id stored in the run dir."""
+    if not cfg.train_logger:
+        return False
+    stored = run_dir / WANDB_ID
+    overrides = {"id": stored.read_text().strip()} if "id" in cfg.train_logger and stored.exists() else {}
+    return instantiate(cfg.train_logger, **overrides, _convert_="all")
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """Fit (or resume) in ``run_dir``; test and export the best checkpoint (else the last weights).
+
+    Returns the final metrics (also written to ``metrics.json``)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.run_dir = str(run_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = instantiate(cfg.model, _convert_="all")
+    callbacks = [instantiate(c, _convert_="all") for c in (cfg.callbacks or {}).values()]
+    logger = build_logger(cfg, run_dir)
+    trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=callbacks, logger=logger,
+                          _convert_="all")
+    config = OmegaConf.to_container(cfg, resolve=True)
+    if trainer.is_global_zero:
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        if logger:
+            logger.log_hyperparams(config)
+            if hasattr(logger, "experiment") and hasattr(logger.experiment, "id"):
+                write_text(run_dir / WANDB_ID, logger.experiment.id)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if cfg.resume and last.exists() else None)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best:  # test and export the best checkpoint's weights
+            model.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"], strict=False)
+        if cfg.test and "test" in datamodule.datasets:
+            results = trainer.test(model, datamodule=datamodule, verbose=False)
+            metrics.update(results[0] if results else {})
+    finally:
+        if logger and trainer.is_global_zero and hasattr(logger.experiment, "finish"):
+            logger.experiment.finish()  # a W&B run: flushed and closed, so the next run starts fresh
+    if cfg.export and trainer.is_global_zero:
+        metrics["export"] = str(model.save_pretrained(run_dir / "model"))
+    metrics.update(global_step=trainer.global_step, best_checkpoint=best, global_rank=trainer.global_rank)
+    if trainer.is_global_zero:
+        write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    metrics = exit_on_user_error(lambda: train(cfg, Path(HydraConfig.get().runtime.output_dir)),
+                                 (MissingMandatoryValue, DatasetError, ModelFolderError))
+    if metrics["global_rank"] == 0:
+        print(json.dumps(metrics, indent=1))
+
+
+if __name__ == "__main__":
+    main()
