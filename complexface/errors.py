@@ -7,12 +7,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from complexface.au import AUError
+from complexface.editors.magicface import MagicFaceWeightsError
+from complexface.expressions import CatalogError
 from complexface.faces import FaceSetError, ImageError
 from complexface.measure.identity import IdentityModelError
 
 T = TypeVar("T")
 
-USER_ERRORS: tuple[type[BaseException], ...] = (AUError, FaceSetError, ImageError, IdentityModelError)
+USER_ERRORS: tuple[type[BaseException], ...] = (AUError, CatalogError, FaceSetError, ImageError, IdentityModelError,
+                                                 MagicFaceWeightsError)
 
 
 def user_error(err: BaseException, extra: tuple[type[BaseException], ...] = ()) -> BaseException | None:
