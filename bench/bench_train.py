@@ -1,22 +1,29 @@
 """Training throughput (samples/s) of the contrastive modules on a CPU, tiny settings.
 
-    python bench/bench_train.py [--data <edit run>/dataset] [--steps 30] [--threads 1]
+    python bench/bench_train.py [--data <edit run>/dataset] [--steps 30] [--threads 1] [--warmup 3] [--repeats 3]
 
 Without --data it builds a small real dataset first (8 faces x 3 recipes, warp editor); the CLIP and
 SD rows use the tests' tiny random models (their cost is mostly loading and resizing the 512 px crops). Each row
 composes the real train config, runs ``--steps`` optimizer steps (no validation, no logger) and
 reports samples/s over the steps after the first (feature extraction is cached beforehand).
+
+A second table compares the SD LoRA module (under its Lightning Trainer) with the training loop of diffusers'
+examples/text_to_image/train_text_to_image_lora.py written in plain PyTorch, on the same tiny model, batch size
+and pre-loaded tensors (data loading timed in neither; the reference tokenizes in preprocessing as the script
+does, ours per step): ``--warmup`` untimed steps, then ``--steps`` timed ones, median samples/s of ``--repeats``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -26,18 +33,151 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class StepTimer(L.Callback):
-    """Seconds and samples from the end of the first step to the end of the last."""
+    """Seconds and samples from the end of the first ``skip`` steps to the end of the last."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip: int = 1) -> None:
         self.start: float | None = None
-        self.samples = 0
+        self.skip, self.seen, self.samples = skip, 0, 0
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.start is None:
+        self.seen += 1
+        if self.seen == self.skip:
             self.start = time.perf_counter()
-        else:
+        elif self.seen > self.skip:
             self.samples += len(batch["text"])
         self.end = time.perf_counter()
+
+
+class Batches:
+    """Pre-loaded batches as a plain iterable (so the data loader is not timed)."""
+
+    def __init__(self, batches: list[dict]) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def preloaded_batches(datamodule, batch: int, count: int) -> list[dict]:
+    """``count`` batches of exactly ``batch`` training items (cycling over the split), loaded once."""
+    datamodule.setup("fit")
+    dataset = datamodule.datasets["train"]
+    items = [dataset[i] for i in range(len(dataset))]
+    out = []
+    for k in range(count):
+        chosen = [items[(k * batch + j) % len(items)] for j in range(batch)]
+        out.append({"pixel_values": torch.stack([c["pixel_values"] for c in chosen]),
+                    "text": [c["text"] for c in chosen]})
+    return out
+
+
+def ours_sd_lora(cfg, batches: list[dict], warmup: int, work: Path) -> float:
+    """samples/s of SDLoRA under a Lightning Trainer over ``batches`` (after ``warmup`` steps)."""
+    torch.manual_seed(0)
+    module = instantiate(cfg.model, _convert_="all")
+    timer = StepTimer(skip=warmup)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=len(batches), limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[timer], default_root_dir=str(work))
+    trainer.fit(module, train_dataloaders=Batches(batches))
+    return timer.samples / (timer.end - timer.start)
+
+
+def reference_sd_lora(cfg, batches: list[dict], warmup: int) -> float:
+    """samples/s of the training loop of diffusers' examples/text_to_image/train_text_to_image_lora.py.
+
+    Plain PyTorch (no accelerate on one CPU): frozen vae / text_encoder / unet, peft LoRA on the UNet attention
+    (same rank, alpha, targets, gaussian init), AdamW over the LoRA parameters with a constant LR scheduler,
+    captions tokenized in preprocessing (as the script's ``preprocess_train``), min-SNR weighting as its
+    ``--snr_gamma`` branch when the config sets one.
+    """
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import compute_snr
+    from peft import LoraConfig
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    path, m = str(cfg.model.pretrained), cfg.model
+    noise_scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler")
+    tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder")
+    vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
+    unet.requires_grad_(False)
+    vae.requires_grad_(False)
+    text_encoder.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=m.rank, lora_alpha=m.alpha, init_lora_weights="gaussian",
+                                target_modules=list(m.targets)))
+    lora_layers = filter(lambda p: p.requires_grad, unet.parameters())
+    optimizer = torch.optim.AdamW(lora_layers, lr=m.lr)
+    lr_scheduler = get_scheduler("constant", optimizer=optimizer)
+    data = [{"pixel_values": b["pixel_values"],
+             "input_ids": tokenizer(b["text"], max_length=tokenizer.model_max_length, padding="max_length",
+                                    truncation=True, return_tensors="pt").input_ids} for b in batches]
+    snr_gamma = m.get("snr_gamma")
+    unet.train()
+    samples, start = 0, None
+    for step, batch in enumerate(data):
+        latents = vae.encode(batch["pixel_values"]).latent_dist.sample()
+        latents = latents * vae.config.scaling_factor
+        noise = torch.randn_like(latents)
+        bsz = latents.shape[0]
+        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (bsz,), device=latents.device)
+        timesteps = timesteps.long()
+        noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+        encoder_hidden_states = text_encoder(batch["input_ids"], return_dict=False)[0]
+        if noise_scheduler.config.prediction_type == "epsilon":
+            target = noise
+        else:
+            target = noise_scheduler.get_velocity(latents, noise, timesteps)
+        model_pred = unet(noisy_latents, timesteps, encoder_hidden_states, return_dict=False)[0]
+        if snr_gamma is None:
+            loss = F.mse_loss(model_pred.float(), target.float(), reduction="mean")
+        else:
+            snr = compute_snr(noise_scheduler, timesteps)
+            mse_loss_weights = torch.stack([snr, snr_gamma * torch.ones_like(timesteps)], dim=1).min(dim=1)[0]
+            if noise_scheduler.config.prediction_type == "epsilon":
+                mse_loss_weights = mse_loss_weights / snr
+            elif noise_scheduler.config.prediction_type == "v_prediction":
+                mse_loss_weights = mse_loss_weights / (snr + 1)
+            loss = F.mse_loss(model_pred.float(), target.float(), reduction="none")
+            loss = loss.mean(dim=list(range(1, len(loss.shape)))) * mse_loss_weights
+            loss = loss.mean()
+        loss.backward()
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad()
+        if step + 1 == warmup:
+            start = time.perf_counter()
+        elif step + 1 > warmup:
+            samples += bsz
+    return samples / (time.perf_counter() - start)
+
+
+def compare_sd_lora(sd: Path, data: Path, args, work: Path) -> None:
+    """Ours (Lightning SDLoRA) vs diffusers' reference LoRA loop: same tiny model, batch and pre-loaded data."""
+    cfg = compose_train([f"data.root={data}", f"data.batch_size={args.batch}", "model=sd_lora",
+                         f"model.pretrained={sd}", "data.image_size=16", "model.sample_every_n_steps=0"])
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    batches = preloaded_batches(datamodule, args.batch, args.warmup + args.steps)
+    ours, reference = [], []
+    for _ in range(args.repeats):  # interleaved, so drifting load on the machine hits both alike
+        ours.append(ours_sd_lora(cfg, batches, args.warmup, work))
+        reference.append(reference_sd_lora(cfg, batches, args.warmup))
+    ours_s, reference_s = statistics.median(ours), statistics.median(reference)
+    print()
+    print(f"| sd_lora vs diffusers reference loop (tiny random, 16 px, r={cfg.model.rank}, batch {args.batch}, "
+          f"{args.warmup} warm-up + {args.steps} timed steps, median of {args.repeats}, {args.threads} thread(s)) "
+          "| ours samples/s | reference samples/s | ours / reference | ours runs | reference runs |")
+    print("|---|---|---|---|---|---|")
+    runs = lambda values: ", ".join(f"{v:.0f}" for v in values)  # noqa: E731
+    print(f"| snr_gamma={cfg.model.get('snr_gamma')}, pre-loaded tensors | {ours_s:.0f} | {reference_s:.0f} "
+          f"| {ours_s / reference_s:.2f} | {runs(ours)} | {runs(reference)} |")
 
 
 def compose_train(overrides: list[str]):
@@ -63,6 +203,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the SD LoRA comparison's timing")
+    parser.add_argument("--repeats", type=int, default=3, help="SD LoRA comparison repeats (median reported)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench_train-"))
@@ -92,6 +234,7 @@ def main() -> None:
         seconds = timer.end - timer.start
         steps = max(trainer.global_step - 1, 1)
         print(f"| {name} | {timer.samples / seconds:.0f} | {seconds / steps:.3f} |")
+    compare_sd_lora(sd, data, args, work)
 
 
 if __name__ == "__main__":
