@@ -14,7 +14,15 @@ from tqdm.auto import tqdm
 
 from complexface.au import AUEdit, AUError, parse_edit
 from complexface.editors.base import Editor
-from complexface.faces import BackgroundCondition, FaceEntry, FacePipeline, ImageError, NoFaceError, paste_back, save_image
+from complexface.faces import (
+    BackgroundCondition,
+    FaceEntry,
+    FacePipeline,
+    ImageError,
+    NoFaceError,
+    paste_back,
+    save_image,
+)
 from complexface.measure.metrics import EditMeasurer
 from complexface.runs import FAILED, OK, Manifest, Record
 

@@ -23,6 +23,14 @@ from complexface.faces import Face, FacePipeline, demo_faceset  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def compose_config(name: str, overrides: list[str], return_hydra_config: bool = False):
+    """The project's real Hydra config ``conf/<name>.yaml`` with ``overrides`` (as the entry scripts see it)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides, return_hydra_config=return_hydra_config)
+
+
 @pytest.fixture(scope="session")
 def pipeline() -> FacePipeline:
     return FacePipeline()

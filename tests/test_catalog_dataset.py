@@ -7,21 +7,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 
 import edit
 from complexface.au import AUS, EDITABLE, AUError
 from complexface.data.imagefolder import ImageFolderBuilder, split_identities
 from complexface.expressions import CATALOG, CatalogError, catalog_plan, load_catalog
-from tests.conftest import ROOT
+from tests.conftest import compose_config
 
 FAST = ["workers=1", "progress=false", "grid_thumb=48", "logger=none"]
 FACES = "faceset.only=[001.jpg,006.jpg,014.jpg,021.jpg,047.jpg,050.jpg,072.jpg,080.jpg]"
-
-
-def compose_edit(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="edit", overrides=overrides)
 
 
 def test_catalog_has_sourced_bilingual_recipes_including_the_brief_target():
@@ -88,7 +82,7 @@ def test_split_identities_is_stratified_deterministic_and_fills_every_split():
 @pytest.fixture(scope="module")
 def catalog_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("catalog_run")
-    cfg = compose_edit([FACES, "expression=catalog", "expression.only=[anger_masking_smile,felt_smile]",
+    cfg = compose_config("edit", [FACES, "expression=catalog", "expression.only=[anger_masking_smile,felt_smile]",
                         "dataset=imagefolder", *FAST])
     summary = edit.edit(cfg, run_dir)
     assert summary["failed"] == 0
@@ -153,7 +147,7 @@ def test_filter_drops_edits_that_miss_their_recipe(catalog_run):
 
 
 def test_builder_refuses_a_run_without_catalog_edits(tmp_path):
-    cfg = compose_edit(["faceset.limit=1", "expression=custom", "expression.edits=[AU12:2]", "measure=off", *FAST])
+    cfg = compose_config("edit", ["faceset.limit=1", "expression=custom", "expression.edits=[AU12:2]", "measure=off", *FAST])
     edit.edit(cfg, tmp_path)
     with pytest.raises(CatalogError, match="no finished catalog edits"):
         ImageFolderBuilder().build(tmp_path)

@@ -12,19 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
 import edit
 from complexface.runs import MANIFEST, Manifest
-from tests.conftest import ROOT, make_bad_inputs
+from tests.conftest import ROOT, compose_config, make_bad_inputs
 
 FAST = ["workers=1", "progress=false", "grid_thumb=64"]
-
-
-def compose_edit(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="edit", overrides=overrides)
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -38,7 +32,7 @@ def run_script(*args: str, cwd: Path = ROOT, **kw) -> subprocess.CompletedProces
 
 
 def test_default_config_is_the_poster_sweep():
-    cfg = compose_edit([])
+    cfg = compose_config("edit", [])
     job, entries = edit.build(cfg, Path("unused"))
     assert len(entries) == 20
     assert job.plan.row_labels == ["AU4=1", "AU6+AU12=1+1"]
@@ -48,7 +42,7 @@ def test_default_config_is_the_poster_sweep():
 
 
 def test_edit_on_two_faces_writes_manifest_crops_photos_and_grids(tmp_path):
-    cfg = compose_edit(["faceset.limit=2", "expression=custom",
+    cfg = compose_config("edit", ["faceset.limit=2", "expression=custom",
                         "expression.edits=[AU12:3,AU6+AU12:2+2]", "expression.scales=[-1,1]", *FAST])
     summary = edit.edit(cfg, tmp_path)
     assert summary["ok"] == 8 and summary["failed"] == 0
@@ -76,7 +70,7 @@ def test_bad_inputs_are_recorded_and_never_stop_the_sweep(tmp_path):
     expected = make_bad_inputs(folder)
     (folder / "faces.csv").write_text("file,group\ngray.png,g1\nmissing.jpg,g2\n")
     expected["missing.jpg"] = "image not found"
-    cfg = compose_edit(["faceset=folder", f"faceset.path={folder}", "expression=custom",
+    cfg = compose_config("edit", ["faceset=folder", f"faceset.path={folder}", "expression=custom",
                         "expression.edits=[AU12:2]", *FAST])
     summary = edit.edit(cfg, tmp_path / "run")
     by_file = {r["face_file"]: r for r in records(tmp_path / "run")}
@@ -94,7 +88,7 @@ def test_bad_inputs_are_recorded_and_never_stop_the_sweep(tmp_path):
 
 
 def test_torn_manifest_line_is_ignored_and_redone(tmp_path):
-    cfg = compose_edit(["faceset.limit=1", "expression=custom", "expression.edits=[AU12:2,AU4:2]", *FAST])
+    cfg = compose_config("edit", ["faceset.limit=1", "expression=custom", "expression.edits=[AU12:2,AU4:2]", *FAST])
     edit.edit(cfg, tmp_path)
     lines = (tmp_path / MANIFEST).read_text().splitlines()
     (tmp_path / MANIFEST).write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
@@ -161,7 +155,6 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, overrides, message
     ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", ("timeout_min", 120)),
 ])
 def test_shipped_launchers_compose(launcher, target, setting):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="edit", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    cfg = compose_config("edit", [f"hydra/launcher={launcher}"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_ == target
     assert cfg.hydra.launcher[setting[0]] == setting[1]

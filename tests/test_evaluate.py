@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
 import edit
 import evaluate
 from complexface.au import EDITABLE
 from complexface.evaluation import family_and_intensity, summarize
-from tests.conftest import ROOT, make_bad_inputs
+from tests.conftest import ROOT, compose_config, make_bad_inputs
 
 FAST = ["workers=1", "progress=false", "grid_thumb=64"]
 
@@ -39,16 +38,11 @@ def read_offline_run(run: Path) -> tuple[dict, dict]:
     return config, summary
 
 
-def compose_cfg(name: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
-
-
 @pytest.fixture(scope="module")
 def measured_run(tmp_path_factory) -> Path:
     """A tiny real, measured edit run: 2 faces (two groups) x AU12 at -3, 0, 3 and AU4 at 3."""
     run_dir = tmp_path_factory.mktemp("run")
-    cfg = compose_cfg("edit", ["faceset.only=[001.jpg,006.jpg]", "expression=custom",
+    cfg = compose_config("edit", ["faceset.only=[001.jpg,006.jpg]", "expression=custom",
                                "expression.edits=[AU12:1,AU4:1]", "expression.scales=[-3,0,3]", *FAST])
     edit.edit(cfg, run_dir)
     return run_dir
@@ -96,7 +90,7 @@ def test_wandb_offline_run_holds_grids_table_and_summary(measured_run):
 
 def test_evaluate_on_a_run_writes_all_files_without_touching_it(measured_run, tmp_path):
     manifest_before = (measured_run / "manifest.jsonl").read_bytes()
-    cfg = compose_cfg("evaluate", [f"input={measured_run}", "recompute=true", "progress=false", "logger=none"])
+    cfg = compose_config("evaluate", [f"input={measured_run}", "recompute=true", "progress=false", "logger=none"])
     written = evaluate.evaluate(cfg, tmp_path)
     assert set(written) == {"metrics", "summary", "report"}
     fresh = pd.read_csv(written["metrics"])
@@ -111,7 +105,7 @@ def test_evaluate_on_a_photo_folder_gives_statuses_not_a_crash(tmp_path):
     folder = tmp_path / "photos"
     expected = make_bad_inputs(folder)
     shutil.copy(ROOT / "complexface/assets/demo_faces/081.jpg", folder / "smiling.jpg")
-    cfg = compose_cfg("evaluate", [f"input={folder}", "progress=false", "logger=none"])
+    cfg = compose_config("evaluate", [f"input={folder}", "progress=false", "logger=none"])
     written = evaluate.evaluate(cfg, tmp_path / "out")
     table = pd.read_csv(written["measures"]).set_index("file")
     assert list(table.columns[:14]) == ["status", *EDITABLE, "nose_length"]
@@ -135,7 +129,7 @@ def test_family_intensity_and_summary_ci():
 
 
 def test_missing_input_is_a_clear_error(tmp_path):
-    cfg = compose_cfg("evaluate", [f"input={tmp_path / 'nope'}", "logger=none"])
+    cfg = compose_config("evaluate", [f"input={tmp_path / 'nope'}", "logger=none"])
     with pytest.raises(Exception, match="input not found"):
         evaluate.evaluate(cfg, tmp_path / "out")
 

@@ -7,7 +7,14 @@ import pytest
 from PIL import Image
 
 from complexface.faces import (
-    BackgroundCondition, FacePipeline, FaceSet, FaceSetError, ImageError, NoFaceError, demo_faceset, load_image,
+    BackgroundCondition,
+    FacePipeline,
+    FaceSet,
+    FaceSetError,
+    ImageError,
+    NoFaceError,
+    demo_faceset,
+    load_image,
     paste_back,
 )
 from complexface.faces.condition import jawline_points

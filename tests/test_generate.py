@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
 import generate
 from complexface.models.expression_clip import ExpressionCLIP
 from complexface.retrieval import PromptError, RecipeRetriever, char_ngrams, is_japanese
-from tests.conftest import ROOT
+from tests.conftest import compose_config
 from tests.test_train import build_tiny_sd
 
 PARAPHRASES: dict[str, tuple[list[str], list[str]]] = {
@@ -112,8 +111,7 @@ def test_empty_prompt_is_refused(retriever):
 
 def test_generate_writes_the_choice_and_the_edited_face(tmp_path):
     argv = generate.quote_prompt(["prompt=顔は笑っているけど心の中では怒っている", "generator.scale=1.5"])
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="generate", overrides=argv)
+    cfg = compose_config("generate", argv)
     record = generate.generate(cfg, tmp_path)
     choice = json.loads((tmp_path / "choice.json").read_text(encoding="utf-8"))
     assert choice == record and choice["recipe_id"] == "anger_masking_smile"
@@ -144,10 +142,9 @@ def test_sd_lora_generator_draws_with_the_trained_lora(tmp_path):
     module.save_pretrained(tmp_path / "lora")
     images = {}
     for name, lora in (("base", "null"), ("lora", str(tmp_path / "lora"))):
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose(config_name="generate", overrides=[
-                "prompt='a tense smile'", "generator=sd_lora", f"generator.pretrained={sd}", f"generator.lora={lora}",
-                "generator.steps=2"])
+        cfg = compose_config("generate", [
+            "prompt='a tense smile'", "generator=sd_lora", f"generator.pretrained={sd}", f"generator.lora={lora}",
+            "generator.steps=2"])
         record = generate.generate(cfg, tmp_path / name)
         assert json.loads((tmp_path / name / "choice.json").read_text()) == record and record["seed"] == 0
         images[name] = np.asarray(Image.open(record["outputs"]["image"]))

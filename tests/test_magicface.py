@@ -22,7 +22,7 @@ from complexface.editors.magicface.loading import MAGICFACE_REPO, SD15_REPO
 from complexface.errors import exit_on_user_error
 from complexface.faces.align import AlignedFace
 from complexface.runs import MANIFEST
-from tests.test_edit_run import compose_edit
+from tests.conftest import compose_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "magicface-tiny"
 EXPECTED = FIXTURE / "expected"
@@ -200,7 +200,7 @@ def test_editor_makes_the_bg_itself_when_not_given(demo_face):
 
 
 def test_edit_py_with_the_magicface_editor(tmp_path):
-    cfg = compose_edit(["editor=magicface", f"editor.weights={WEIGHTS}", f"editor.base_model={BASE}", "editor.steps=4",
+    cfg = compose_config("edit", ["editor=magicface", f"editor.weights={WEIGHTS}", f"editor.base_model={BASE}", "editor.steps=4",
                         "face_pipeline.crop_size=128", "faceset.limit=1", "expression=custom",
                         "expression.edits=[AU4:3]", "measure=off", "logger=none", "workers=1", "progress=false"])
     summary = edit.edit(cfg, tmp_path)
@@ -251,7 +251,7 @@ def test_a_missing_file_is_listed(weights_copy):
 def test_missing_weights_are_one_user_error(monkeypatch, capsys):
     monkeypatch.delenv("MAGICFACE_WEIGHTS", raising=False)
     monkeypatch.delenv("SD15_DIR", raising=False)
-    cfg = compose_edit(["editor=magicface", "faceset.limit=1", "logger=none", "workers=1", "progress=false"])
+    cfg = compose_config("edit", ["editor=magicface", "faceset.limit=1", "logger=none", "workers=1", "progress=false"])
     with pytest.raises(SystemExit) as exit_info:
         exit_on_user_error(lambda: edit.build(cfg, Path("unused")), (MagicFaceWeightsError,))
     assert exit_info.value.code == 2

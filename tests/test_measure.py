@@ -13,8 +13,19 @@ from complexface.au import EDITABLE
 from complexface.faces import FacePipeline, Landmarks, demo_faceset, load_image
 from complexface.faces.align import face_mask
 from complexface.measure import (
-    SAME_PERSON_THRESHOLD, ArcFaceIdentity, DlibIdentity, IdentityModelError, au_mse, background_rmse, change,
-    distance, estimate, head_pose, load_template, shape_change, shape_measures,
+    SAME_PERSON_THRESHOLD,
+    ArcFaceIdentity,
+    DlibIdentity,
+    IdentityModelError,
+    au_mse,
+    background_rmse,
+    change,
+    distance,
+    estimate,
+    head_pose,
+    load_template,
+    shape_change,
+    shape_measures,
 )
 from complexface.measure.au_estimate import UNITS
 from complexface.measure.geometry import build_template, mirror_points

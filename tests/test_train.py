@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import edit
@@ -19,17 +18,12 @@ import train
 from complexface.data.datamodule import DatasetError, ExpressionDataModule
 from complexface.models.contrastive import chance_recall_at_1, contrastive_loss, recall_at_k
 from complexface.models.expression_clip import load_expression_clip, text_embeddings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compose_config
 
 FACES = "faceset.only=[001.jpg,006.jpg,014.jpg,021.jpg,047.jpg,050.jpg,072.jpg,080.jpg]"
 RECIPES = "expression.only=[anger_masking_smile,felt_smile,suppressed_sadness]"
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1",
          "threads=1"]
-
-
-def compose_config(name: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,21 @@
 
 from complexface.measure.au_estimate import UNITS, au_errors, au_mse, change, estimate, quantities
 from complexface.measure.geometry import (
-    background_rmse, frontalize, head_pose, load_template, pose_change, shape_change, shape_measures,
+    background_rmse,
+    frontalize,
+    head_pose,
+    load_template,
+    pose_change,
+    shape_change,
+    shape_measures,
 )
 from complexface.measure.identity import (
-    SAME_PERSON_THRESHOLD, ArcFaceIdentity, DlibIdentity, IdentityModelError, cosine_distance, distance,
+    SAME_PERSON_THRESHOLD,
+    ArcFaceIdentity,
+    DlibIdentity,
+    IdentityModelError,
+    cosine_distance,
+    distance,
 )
 
 __all__ = [
