@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -136,32 +137,29 @@ def load_unet(folder: Path, in_channels: int, with_au: bool, dtype: torch.dtype,
     return model.eval().requires_grad_(False)
 
 
-def _check_info(folder: Path, info: dict) -> None:
+def _load_frozen(what: str, folder: Path, device: torch.device, load: Callable[[], tuple]) -> torch.nn.Module:
+    """Run ``load`` (a ``from_pretrained(..., output_loading_info=True)``), insist that every tensor fit,
+    and return the model on ``device``, frozen, in eval mode."""
+    try:
+        model, info = load()
+    except (OSError, ValueError, RuntimeError) as err:
+        raise MagicFaceWeightsError(f"cannot load the {what} from {folder}: {err}") from err
     bad = [*info.get("missing_keys", []), *(str(m[0]) if isinstance(m, tuple) else str(m)
                                               for m in info.get("mismatched_keys", []))]
     if bad:
         raise MagicFaceWeightsError(f"{folder} is incomplete or does not match its config.json: "
                                     f"{_summary(sorted(bad))}")
+    return model.to(device).eval().requires_grad_(False)
 
 
 def load_vae(folder: Path, dtype: torch.dtype, device: torch.device) -> AutoencoderKL:
-    try:
-        vae, info = AutoencoderKL.from_pretrained(folder, local_files_only=True, torch_dtype=dtype,
-                                                  output_loading_info=True)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise MagicFaceWeightsError(f"cannot load the VAE from {folder}: {err}") from err
-    _check_info(folder, info)
-    return vae.to(device).eval().requires_grad_(False)
+    return _load_frozen("VAE", folder, device, lambda: AutoencoderKL.from_pretrained(
+        folder, local_files_only=True, torch_dtype=dtype, output_loading_info=True))
 
 
 def load_text_encoder(folder: Path, dtype: torch.dtype, device: torch.device) -> CLIPTextModel:
-    try:
-        model, info = CLIPTextModel.from_pretrained(folder, local_files_only=True, dtype=dtype,
-                                                    output_loading_info=True)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise MagicFaceWeightsError(f"cannot load the text encoder from {folder}: {err}") from err
-    _check_info(folder, info)
-    return model.to(device).eval().requires_grad_(False)
+    return _load_frozen("text encoder", folder, device, lambda: CLIPTextModel.from_pretrained(
+        folder, local_files_only=True, dtype=dtype, output_loading_info=True))
 
 
 def load_tokenizer(folder: Path) -> CLIPTokenizer:
