@@ -1,6 +1,6 @@
 """Training throughput (samples/s) of the contrastive modules on a CPU, tiny settings.
 
-    python bench/bench_train.py [--data <edit run>/dataset] [--steps 30] [--threads 1] [--warmup 3] [--repeats 3]
+    python bench/bench_train.py [--data <edit run>/dataset] [--steps 30] [--threads 1] [--warmup 3] [--repeats 5]
 
 Without --data it builds a small real dataset first (8 faces x 3 recipes, warp editor); the CLIP and
 SD rows use the tests' tiny random models (their cost is mostly loading and resizing the 512 px crops). Each row
@@ -9,8 +9,10 @@ reports samples/s over the steps after the first (feature extraction is cached b
 
 A second table compares the SD LoRA module (under its Lightning Trainer) with the training loop of diffusers'
 examples/text_to_image/train_text_to_image_lora.py written in plain PyTorch, on the same tiny model, batch size
-and pre-loaded tensors (data loading timed in neither; the reference tokenizes in preprocessing as the script
-does, ours per step): ``--warmup`` untimed steps, then ``--steps`` timed ones, median samples/s of ``--repeats``.
+and pre-loaded tensors (data loading timed in neither; the reference tokenizes in preprocessing and runs the
+frozen text encoder and VAE every step, as the script does; ours caches each caption's text-encoder states and
+each image's VAE posterior, so the timed steps look like a second epoch; further rows turn the caches off):
+``--warmup`` untimed steps, then ``--steps`` timed ones, median samples/s of ``--repeats``.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def preloaded_batches(datamodule, batch: int, count: int) -> list[dict]:
     for k in range(count):
         chosen = [items[(k * batch + j) % len(items)] for j in range(batch)]
         out.append({"pixel_values": torch.stack([c["pixel_values"] for c in chosen]),
-                    "text": [c["text"] for c in chosen]})
+                    "text": [c["text"] for c in chosen], "file": [c["file"] for c in chosen]})
     return out
 
 
@@ -159,25 +161,37 @@ def reference_sd_lora(cfg, batches: list[dict], warmup: int) -> float:
 
 
 def compare_sd_lora(sd: Path, data: Path, args, work: Path) -> None:
-    """Ours (Lightning SDLoRA) vs diffusers' reference LoRA loop: same tiny model, batch and pre-loaded data."""
-    cfg = compose_train([f"data.root={data}", f"data.batch_size={args.batch}", "model=sd_lora",
-                         f"model.pretrained={sd}", "data.image_size=16", "model.sample_every_n_steps=0"])
+    """Ours (Lightning SDLoRA, text cache on and off) vs diffusers' reference LoRA loop: same tiny model, batch
+    and pre-loaded data, runs interleaved so drifting load on the machine hits all alike."""
+    base = [f"data.root={data}", f"data.batch_size={args.batch}", "model=sd_lora", f"model.pretrained={sd}",
+            "data.image_size=16", "model.sample_every_n_steps=0"]
+    variants = {"caches on (default)": compose_train(base),
+                "latent cache off": compose_train([*base, "model.latent_cache_size=0"]),
+                "both caches off": compose_train([*base, "model.latent_cache_size=0", "model.text_cache_size=0"])}
+    cfg = variants["caches on (default)"]
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     batches = preloaded_batches(datamodule, args.batch, args.warmup + args.steps)
-    ours, reference = [], []
-    for _ in range(args.repeats):  # interleaved, so drifting load on the machine hits both alike
-        ours.append(ours_sd_lora(cfg, batches, args.warmup, work))
+    items = len(datamodule.datasets["train"])
+    ours: dict[str, list[float]] = {name: [] for name in variants}
+    reference = []
+    for _ in range(args.repeats):
+        for name, variant in variants.items():
+            ours[name].append(ours_sd_lora(variant, batches, args.warmup, work))
         reference.append(reference_sd_lora(cfg, batches, args.warmup))
-    ours_s, reference_s = statistics.median(ours), statistics.median(reference)
-    print()
-    print(f"| sd_lora vs diffusers reference loop (tiny random, 16 px, r={cfg.model.rank}, batch {args.batch}, "
-          f"{args.warmup} warm-up + {args.steps} timed steps, median of {args.repeats}, {args.threads} thread(s)) "
-          "| ours samples/s | reference samples/s | ours / reference | ours runs | reference runs |")
-    print("|---|---|---|---|---|---|")
+    reference_s = statistics.median(reference)
     runs = lambda values: ", ".join(f"{v:.0f}" for v in values)  # noqa: E731
-    print(f"| snr_gamma={cfg.model.get('snr_gamma')}, pre-loaded tensors | {ours_s:.0f} | {reference_s:.0f} "
-          f"| {ours_s / reference_s:.2f} | {runs(ours)} | {runs(reference)} |")
+    print()
+    print(f"| sd_lora vs diffusers reference loop (tiny random, 16 px, r={cfg.model.rank}, "
+          f"snr_gamma={cfg.model.get('snr_gamma')}, batch {args.batch} cycling over {items} training items, "
+          f"pre-loaded tensors, {args.warmup} warm-up + "
+          f"{args.steps} timed steps, median of {args.repeats}, {args.threads} thread(s)) | ours samples/s "
+          "| reference samples/s | ours / reference | ours runs | reference runs |")
+    print("|---|---|---|---|---|---|")
+    for name, values in ours.items():
+        ours_s = statistics.median(values)
+        print(f"| {name} | {ours_s:.0f} | {reference_s:.0f} | {ours_s / reference_s:.2f} | {runs(values)} "
+              f"| {runs(reference)} |")
 
 
 def compose_train(overrides: list[str]):
@@ -204,7 +218,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the SD LoRA comparison's timing")
-    parser.add_argument("--repeats", type=int, default=3, help="SD LoRA comparison repeats (median reported)")
+    parser.add_argument("--repeats", type=int, default=5, help="SD LoRA comparison repeats (median reported)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench_train-"))

