@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 import edit
 import train
 from complexface.data.datamodule import DatasetError, ExpressionDataModule
-from complexface.models.contrastive import chance_recall_at_1, contrastive_loss, recall_at_k
+from complexface.models.contrastive import chance_recall_at_1, contrastive_loss, first_occurrences, recall_at_k
 from complexface.models.expression_clip import load_expression_clip, text_embeddings
 from tests.conftest import ROOT, compose_config
 
@@ -113,6 +113,7 @@ def test_loss_and_retrieval_metrics():
     assert recall_at_k(sim, torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), ks=(1, 2)) == {1: pytest.approx(1 / 3),
                                                                                              2: pytest.approx(2 / 3)}
     assert chance_recall_at_1(labels, labels) == pytest.approx((1 / 4 + 1 / 4 + 2 / 4 + 2 / 4) / 4)
+    assert first_occurrences(torch.tensor([5, 2, 7, 5, 2, 9])).tolist() == [0, 1, 2, 5]
 
 
 def test_datamodule_languages_inputs_and_identity_splits(dataset):
@@ -264,16 +265,30 @@ def test_sd_lora_caches_give_what_the_frozen_encoders_give_within_their_limits(d
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes(dataset, tmp_path):
+def test_ddp_on_two_cpu_processes_scores_every_item_once(dataset, tmp_path):
+    import lightning as L
+
     run_dir = tmp_path / "run"
+    overrides = [f"data.root={dataset}", "data.language=en", "data.batch_size=8", *QUIET]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "train.py", f"data.root={dataset}", "trainer=ddp", "trainer.devices=2",
-         "trainer.accelerator=cpu", "trainer.max_epochs=1", "data.batch_size=8", "train_logger=csv", "test=false",
-         *QUIET,
-         f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [sys.executable, "train.py", *overrides, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+         "trainer.max_epochs=1", "train_logger=csv", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log and "gloo" in log
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["global_step"] > 0 and (run_dir / "model" / "heads.safetensors").exists()
+    # the test split has an odd number of items, so the two shards are padded with a repeated item;
+    # the DDP metrics must still equal one process scoring the same checkpoint
+    cfg = compose_config("train", overrides)
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.setup("test")
+    assert len(datamodule.datasets["test"]) % 2 == 1
+    module = instantiate(cfg.model, _convert_="all")
+    module.load_state_dict(torch.load(metrics["best_checkpoint"], weights_only=False)["state_dict"])
+    single = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                       default_root_dir=str(tmp_path)).test(module, datamodule=datamodule, verbose=False)[0]
+    for name in ("test/loss", "test/i2t_R@1", "test/t2i_R@1", "test/chance_R@1", "test/zeroshot_acc_en"):
+        assert metrics[name] == pytest.approx(single[name], abs=1e-5), name

@@ -89,7 +89,8 @@ class ExpressionDataset(Dataset):
         row_index, language = self.items[index]
         row = self.rows[row_index]
         item: dict[str, Any] = {"text": row[f"text_{language}"], "recipe": row["recipe"], "face": row["face"],
-                                "aus": torch.tensor(row["aus"], dtype=torch.float32), "file": row["file_name"]}
+                                "aus": torch.tensor(row["aus"], dtype=torch.float32), "file": row["file_name"],
+                                "index": torch.tensor(index)}
         if self.transform is not None:
             with Image.open(self.folder / row["file_name"]) as image:
                 rng = random.Random(int(torch.randint(2**31 - 1, ())))

@@ -50,6 +50,14 @@ def chance_recall_at_1(query_labels: torch.Tensor, item_labels: torch.Tensor) ->
     return (item_labels[None, :] == query_labels[:, None]).float().mean(1).mean().item()
 
 
+
+def first_occurrences(index: torch.Tensor) -> torch.Tensor:
+    """Positions of the first occurrence of each value of ``index``, in order of position."""
+    order = torch.argsort(index, stable=True)
+    first = torch.ones_like(order, dtype=torch.bool)
+    first[1:] = index[order][1:] != index[order][:-1]
+    return order[first].sort().values
+
 class ContrastiveModule(L.LightningModule):
     """Base LightningModule: subclasses embed images (a batch) and texts (a list of strings)."""
 
@@ -62,7 +70,7 @@ class ContrastiveModule(L.LightningModule):
         self.recipe_index = {rid: i for i, rid in enumerate(self.recipes)}
         self.zero_shot_languages = tuple(zero_shot_languages)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
-        self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._outputs: list[tuple[torch.Tensor, ...]] = []  # image, text, labels, dataset index
 
     @abstractmethod
     def encode_images(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -85,8 +93,9 @@ class ContrastiveModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        index = batch.get("index", torch.full((len(batch["text"]),), -1))
         self._outputs.append((self.encode_images(batch), self.encode_texts(batch["text"]),
-                              self.labels(batch["recipe"])))
+                              self.labels(batch["recipe"]), index.to(self.device)))
 
     test_step = validation_step
 
@@ -105,10 +114,13 @@ class ContrastiveModule(L.LightningModule):
     def _log_retrieval(self, stage: str) -> None:
         if not self._outputs:
             return
-        image, text, labels = (torch.cat(parts) for parts in zip(*self._outputs, strict=True))
+        image, text, labels, index = (torch.cat(parts) for parts in zip(*self._outputs, strict=True))
         self._outputs.clear()
         if self.trainer.world_size > 1:
-            image, text, labels = (self.all_gather(t).flatten(0, 1) for t in (image, text, labels))
+            image, text, labels, index = (self.all_gather(t).flatten(0, 1) for t in (image, text, labels, index))
+            # a distributed sampler pads the shards by repeating items: count each dataset item once
+            keep = first_occurrences(index) if bool((index >= 0).all()) else slice(None)
+            image, text, labels = image[keep], text[keep], labels[keep]
         metrics = {f"{stage}/loss": contrastive_loss(image, text, self.logit_scale, labels).item()}
         image, text = F.normalize(image, dim=-1), F.normalize(text, dim=-1)
         similarity = image @ text.T
