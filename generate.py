@@ -14,7 +14,7 @@ from omegaconf.errors import MissingMandatoryValue
 from complexface.atomic import write_text
 from complexface.errors import exit_on_user_error
 from complexface.faces import NoFaceError
-from complexface.models.text import ModelFolderError
+from complexface.weights import ModelFolderError
 from complexface.retrieval import PromptError
 
 

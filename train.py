@@ -16,7 +16,7 @@ from omegaconf.errors import MissingMandatoryValue
 from complexface.atomic import write_text
 from complexface.data.datamodule import DatasetError
 from complexface.errors import exit_on_user_error
-from complexface.models.text import ModelFolderError
+from complexface.weights import ModelFolderError
 
 WANDB_ID = "wandb_run_id.txt"
 

@@ -9,6 +9,7 @@ from complexface.atomic import write_text
 from complexface.editors.base import Editor
 from complexface.faces import BackgroundCondition, FacePipeline, demo_faceset, paste_back, save_image
 from complexface.retrieval import Choice, RecipeRetriever
+from complexface.weights import lora_folder, sd15_pipeline_folder
 
 
 class RecipeGenerator:
@@ -46,6 +47,8 @@ class SDLoRAGenerator:
                  guidance: float = 7.5, seed: int = 0, size: int | None = None, lora_scale: float = 1.0) -> None:
         from diffusers import StableDiffusionPipeline
 
+        pretrained = sd15_pipeline_folder(pretrained, "generator.pretrained=<a local SD 1.5 folder>")
+        lora = lora_folder(lora) if lora else None
         self.pipeline = StableDiffusionPipeline.from_pretrained(str(pretrained), safety_checker=None,
                                                                 requires_safety_checker=False)
         if lora:

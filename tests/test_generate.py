@@ -149,3 +149,26 @@ def test_sd_lora_generator_draws_with_the_trained_lora(tmp_path):
         assert json.loads((tmp_path / name / "choice.json").read_text()) == record and record["seed"] == 0
         images[name] = np.asarray(Image.open(record["outputs"]["image"]))
     assert images["base"].shape == (16, 16, 3) and not np.array_equal(images["base"], images["lora"])
+
+
+def test_missing_sd_weights_and_lora_get_one_message_naming_each_file(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    sd = build_tiny_sd(tmp_path / "sd")
+    (sd / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    result = subprocess.run([sys.executable, "generate.py", "prompt=a tense smile", "generator=sd_lora",
+                             f"generator.pretrained={sd}", f"generator.lora={tmp_path / 'no_lora'}",
+                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert "  MISSING unet/diffusion_pytorch_model.safetensors (or diffusion_pytorch_model.bin)" in lines
+    assert "  ok      vae/config.json" in lines and "hf download stable-diffusion-v1-5" in result.stderr
+    complete = build_tiny_sd(tmp_path / "sd2")
+    result = subprocess.run([sys.executable, "generate.py", "prompt=a tense smile", "generator=sd_lora",
+                             f"generator.pretrained={complete}", f"generator.lora={tmp_path / 'no_lora'}",
+                             f"hydra.run.dir={tmp_path / 'run2'}"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "pytorch_lora_weights.safetensors" in result.stderr
+    assert "train.py model=sd_lora" in result.stderr

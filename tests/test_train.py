@@ -292,3 +292,20 @@ def test_ddp_on_two_cpu_processes_scores_every_item_once(dataset, tmp_path):
                        default_root_dir=str(tmp_path)).test(module, datamodule=datamodule, verbose=False)[0]
     for name in ("test/loss", "test/i2t_R@1", "test/t2i_R@1", "test/chance_R@1", "test/zeroshot_acc_en"):
         assert metrics[name] == pytest.approx(single[name], abs=1e-5), name
+
+
+@pytest.mark.parametrize("model, missing", [("clip", "model.safetensors (or pytorch_model.bin)"),
+                                            ("sd_lora", "unet/config.json")])
+def test_missing_weights_are_one_user_error_listing_each_file(dataset, tmp_path, model, missing):
+    from complexface.errors import user_error
+    from complexface.weights import ModelFolderError
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    cfg = compose_config("train", [f"data.root={dataset}", f"model={model}", f"model.pretrained={folder}", *QUIET])
+    with pytest.raises(Exception) as info:
+        train.train(cfg, tmp_path / "run")
+    error = user_error(info.value, (ModelFolderError,))
+    assert error is not None and f"  MISSING {missing}" in str(error).splitlines()
+    assert "hf download" in str(error) and str(folder) in str(error)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from complexface.models.contrastive import ContrastiveModule
-from complexface.models.text import ModelFolderError
+from complexface.weights import clip_folder
 
 
 def _unfreeze_last(tower: nn.Module, layers: int | None) -> None:
@@ -44,9 +44,7 @@ class CLIPModule(ContrastiveModule):
         from transformers import AutoTokenizer, CLIPModel
 
         self.save_hyperparameters()
-        path = Path(pretrained)
-        if not (path / "config.json").exists():
-            raise ModelFolderError(f"no CLIP model in {path}: pass model.pretrained=<a local CLIP folder>")
+        path = clip_folder(pretrained, "model.pretrained=<a local CLIP folder>")
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         clip = CLIPModel.from_pretrained(str(path))
         self.max_length = min(max_length, clip.config.text_config.max_position_embeddings)

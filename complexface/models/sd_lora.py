@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
-from complexface.models.text import ModelFolderError, cached_encode
+from complexface.models.text import cached_encode
+from complexface.weights import sd15_pipeline_folder
 
 if TYPE_CHECKING:
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
@@ -44,10 +45,7 @@ class SDLoRA(L.LightningModule):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         self.save_hyperparameters()
-        path = Path(pretrained)
-        if not (path / "model_index.json").exists():
-            raise ModelFolderError(f"no Stable Diffusion pipeline in {path}: "
-                                 "pass model.pretrained=<a local SD 1.5 folder>")
+        path = sd15_pipeline_folder(pretrained, "model.pretrained=<a local SD 1.5 folder>")
         self.tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer")
         self.text_encoder = CLIPTextModel.from_pretrained(str(path), subfolder="text_encoder").requires_grad_(False)
         self.vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae").requires_grad_(False)

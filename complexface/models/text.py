@@ -9,11 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from complexface.weights import ModelFolderError
+
 TUNINGS = ("frozen", "lora", "full")
-
-
-class ModelFolderError(FileNotFoundError):
-    """A local model folder (text tower, CLIP, Stable Diffusion) is missing; the message says what to pass."""
 
 
 def default_text_model() -> Path:

@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from complexface.editors.magicface import MagicFaceWeightsError
+from complexface.weights import SD15_FILES, SD15_REPO, file_listing, has_file
 
 MAGICFACE_REPO = "mengtingwei/magicface"
-SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
 AU_DIM = 12
 AU_KEY, CLASS_KEY = "au_aug_mlp.", "class_embedding."
@@ -28,41 +28,22 @@ AU_KEY, CLASS_KEY = "au_aug_mlp.", "class_embedding."
 
 MAGICFACE_FILES = ("ID_enc/config.json", f"ID_enc/{UNET_WEIGHTS}",
                    "denoising_unet/config.json", f"denoising_unet/{UNET_WEIGHTS}")
-SD15_FILES = ("scheduler/scheduler_config.json", "tokenizer/vocab.json", "tokenizer/merges.txt",
-              "text_encoder/config.json", "text_encoder/model.safetensors|pytorch_model.bin",
-              "vae/config.json", "vae/diffusion_pytorch_model.safetensors|diffusion_pytorch_model.bin")
-"""Files needed under each root; ``a|b`` means either file."""
-
-
-def _exists(root: Path, spec: str) -> bool:
-    folder, names = os.path.split(spec)
-    return any((root / folder / name).is_file() for name in names.split("|"))
-
-
-def _listing(title: str, root: Path | None, files: tuple[str, ...], setting: str, repo: str,
-             download: str) -> list[str]:
-    where = f"{root}" if root is not None else f"<not set: pass {setting}>"
-    lines = [f"{title} ({where}; from the hub repository {repo}):"]
-    for spec in files:
-        state = "ok" if root is not None and _exists(root, spec) else "MISSING"
-        lines.append(f"  {state:7} {spec.replace('|', ' (or ') + (')' if '|' in spec else '')}")
-    lines.append(f"  get them with: hf download {repo} {download} --local-dir <dir>")
-    return lines
+"""Files needed under the MagicFace root (the SD 1.5 root needs ``SD15_FILES``)."""
 
 
 def check_files(weights: str | os.PathLike | None, base_model: str | os.PathLike | None) -> tuple[Path, Path]:
     """The two roots as Paths; raises MagicFaceWeightsError listing every expected file if any is missing."""
     roots = [Path(p).expanduser() if p else None for p in (weights, base_model)]
-    complete = [root is not None and all(_exists(root, f) for f in files)
+    complete = [root is not None and all(has_file(root, f) for f in files)
                 for root, files in zip(roots, (MAGICFACE_FILES, SD15_FILES), strict=True)]
     if all(complete):
         return roots[0], roots[1]  # type: ignore[return-value]
     lines = ["MagicFace weights not found; expected these files:"]
-    lines += _listing("MagicFace", roots[0], MAGICFACE_FILES, "weights (editor.weights / $MAGICFACE_WEIGHTS)",
-                      MAGICFACE_REPO, '--include "ID_enc/*" "denoising_unet/*"')
-    lines += _listing("Stable Diffusion 1.5", roots[1], SD15_FILES, "base_model (editor.base_model / $SD15_DIR)",
-                      SD15_REPO, '--include "scheduler/*" "tokenizer/*" "text_encoder/config.json" '
-                      '"text_encoder/model.safetensors" "vae/config.json" "vae/diffusion_pytorch_model.safetensors"')
+    lines += file_listing("MagicFace", roots[0], MAGICFACE_FILES, "weights (editor.weights / $MAGICFACE_WEIGHTS)",
+                          MAGICFACE_REPO, '--include "ID_enc/*" "denoising_unet/*"')
+    lines += file_listing("Stable Diffusion 1.5", roots[1], SD15_FILES, "base_model (editor.base_model / $SD15_DIR)",
+                          SD15_REPO, '--include "scheduler/*" "tokenizer/*" "text_encoder/config.json" '
+                          '"text_encoder/model.safetensors" "vae/config.json" "vae/diffusion_pytorch_model.safetensors"')
     raise MagicFaceWeightsError("\n".join(lines))
 
 
