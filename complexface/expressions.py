@@ -100,13 +100,19 @@ def load_catalog(path: str | Path | None = None) -> dict[str, Recipe]:
     return {r.id: r for r in recipes}
 
 
+def select_recipes(only: Sequence[str] | None = None, path: str | Path | None = None) -> dict[str, Recipe]:
+    """The recipes of ``only`` (in that order; all when empty), CatalogError naming unknown ids."""
+    catalog = load_catalog(path)
+    if not only:
+        return catalog
+    unknown = [r for r in only if r not in catalog]
+    if unknown:
+        raise CatalogError(f"unknown recipe id(s) {', '.join(unknown)}; known: {', '.join(catalog)}")
+    return {r: catalog[r] for r in only}
+
+
 def catalog_plan(only: Sequence[str] | None = None, scales: Sequence[float] | None = None,
                  path: str | Path | None = None) -> EditPlan:
     """An edit plan with one row per recipe (``only`` picks recipe ids), swept over ``scales``."""
-    catalog = load_catalog(path)
-    if only:
-        unknown = [r for r in only if r not in catalog]
-        if unknown:
-            raise CatalogError(f"unknown recipe id(s) {', '.join(unknown)}; known: {', '.join(catalog)}")
-        catalog = {r: catalog[r] for r in only}
+    catalog = select_recipes(only, path)
     return EditPlan([r.aus for r in catalog.values()], scales=scales, name="catalog", rows=list(catalog))

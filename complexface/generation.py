@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 from complexface.atomic import write_text
 from complexface.editors.base import Editor
 from complexface.faces import BackgroundCondition, FacePipeline, demo_faceset, paste_back, save_image
-from complexface.retrieval import Choice, RecipeRetriever
+from complexface.expressions import select_recipes
+from complexface.retrieval import Choice, PromptError, RecipeRetriever
 from complexface.weights import lora_folder, sd15_pipeline_folder
 
 
@@ -40,34 +43,68 @@ class RecipeGenerator:
 class SDLoRAGenerator:
     """``generator=sd_lora``: text-to-image with a local SD 1.5 pipeline and the LoRA of ``train.py model=sd_lora``.
 
-    The prompt goes to the pipeline as it is (``face`` is not used: this generator draws new faces).
+    Draws each prompt (the call's ``prompt``, then the first ``language`` caption of each recipe in ``recipes``)
+    once per seed in ``seeds``, ``batch_size`` images per pipeline call. Every image has its own CPU generator,
+    so it depends on its prompt and seed only (not on batching or device). ``face`` is not used: this generator
+    draws new faces.
     """
 
-    def __init__(self, pretrained: str | Path, lora: str | Path | None = None, steps: int = 30,
-                 guidance: float = 7.5, seed: int = 0, size: int | None = None, lora_scale: float = 1.0) -> None:
+    def __init__(self, pretrained: str | Path, lora: str | Path | None = None, recipes: Sequence[str] = (),
+                 language: str = "en", seeds: Sequence[int] = (0,), batch_size: int = 4, steps: int = 30,
+                 guidance: float = 7.5, size: int | None = None, lora_scale: float = 1.0,
+                 device: str | None = None) -> None:
+        import torch
         from diffusers import StableDiffusionPipeline
 
         pretrained = sd15_pipeline_folder(pretrained, "generator.pretrained=<a local SD 1.5 folder>")
         lora = lora_folder(lora) if lora else None
+        self.recipes = select_recipes(recipes) if recipes else {}
+        self.captions = {rid: r.captions(language)[0] for rid, r in self.recipes.items()}
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         self.pipeline = StableDiffusionPipeline.from_pretrained(str(pretrained), safety_checker=None,
-                                                                requires_safety_checker=False)
+                                                                requires_safety_checker=False, torch_dtype=dtype)
         if lora:
             self.pipeline.load_lora_weights(str(lora))
-        self.pretrained, self.lora, self.steps, self.guidance = pretrained, lora, steps, guidance
-        self.seed, self.size, self.lora_scale = seed, size, lora_scale
+        self.pipeline.to(self.device)
+        self.pipeline.set_progress_bar_config(disable=True)
+        self.pretrained, self.lora, self.seeds, self.batch_size = pretrained, lora, list(seeds), batch_size
+        self.steps, self.guidance, self.size, self.lora_scale = steps, guidance, size, lora_scale
 
-    def __call__(self, prompt: str, face: str | Path | None, out_dir: str | Path) -> tuple[None, dict]:
-        """Write ``image.png`` and ``choice.json`` (prompt, seed, weights) to ``out_dir``."""
+    def __call__(self, prompt: str | None, face: str | Path | None, out_dir: str | Path) -> tuple[None, dict]:
+        """Write ``images/<row>_seed<seed>.png``, ``grid.png`` (prompts x seeds) and ``choice.json``."""
         import torch
+        from tqdm import tqdm
 
+        from complexface.report.grids import Thumbnails, draw_grid
+
+        rows = ([(prompt, None)] if prompt and prompt.strip() else []) + \
+            [(caption, rid) for rid, caption in self.captions.items()]
+        if not rows:
+            raise PromptError('nothing to draw: give prompt="..." or generator.recipes=[<recipe id>, ...]')
         out_dir = Path(out_dir)
-        image = self.pipeline(prompt, num_inference_steps=self.steps, guidance_scale=self.guidance,
-                              height=self.size, width=self.size, output_type="np",
-                              generator=torch.Generator().manual_seed(self.seed),
-                              cross_attention_kwargs={"scale": self.lora_scale}).images[0]
-        path = save_image((image * 255).round().astype("uint8"), out_dir / "image.png")
-        record = {"prompt": prompt, "generator": "sd_lora", "pretrained": str(self.pretrained),
-                  "lora": str(self.lora) if self.lora else None, "seed": self.seed, "steps": self.steps,
-                  "guidance": self.guidance, "outputs": {"image": str(path)}}
+        jobs = [(row, seed) for row in range(len(rows)) for seed in self.seeds]
+        files: dict[tuple[int, int], Path] = {}
+        for start in tqdm(range(0, len(jobs), self.batch_size), desc="sd_lora", unit="batch",
+                          disable=len(jobs) <= self.batch_size):
+            chunk = jobs[start:start + self.batch_size]
+            images = self.pipeline([rows[row][0] for row, _ in chunk], num_inference_steps=self.steps,
+                                   guidance_scale=self.guidance, height=self.size, width=self.size,
+                                   generator=[torch.Generator().manual_seed(seed) for _, seed in chunk],
+                                   output_type="np", cross_attention_kwargs={"scale": self.lora_scale}).images
+            for (row, seed), image in zip(chunk, images, strict=True):
+                files[row, seed] = save_image((image * 255).round().astype("uint8"),
+                                              out_dir / "images" / f"{row:02d}_seed{seed}.png")
+        labels = [rid or textwrap.shorten(text, 60) for text, rid in rows]
+        grid = draw_grid([[files[row, seed] for seed in self.seeds] for row in range(len(rows))],
+                         [textwrap.fill(label, 16) if " " in label else label for label in labels],
+                         [f"seed {seed}" for seed in self.seeds], f"sd_lora: {self.lora or 'base model'}",
+                         Thumbnails(256))
+        record = {"generator": "sd_lora", "pretrained": str(self.pretrained),
+                  "lora": str(self.lora) if self.lora else None, "steps": self.steps, "guidance": self.guidance,
+                  "lora_scale": self.lora_scale, "seeds": self.seeds,
+                  "images": [{"prompt": rows[row][0], "recipe_id": rows[row][1], "seed": seed,
+                              "file": str(files[row, seed])} for row, seed in jobs],
+                  "outputs": {"grid": str(save_image(grid, out_dir / "grid.png"))}}
         write_text(out_dir / "choice.json", json.dumps(record, ensure_ascii=False, indent=1))
         return None, record

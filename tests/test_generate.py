@@ -130,7 +130,7 @@ def test_bare_prompts_are_quoted_for_hydra():
     assert generate.quote_prompt(["prompt='already quoted'"]) == ["prompt='already quoted'"]
 
 
-def test_sd_lora_generator_draws_with_the_trained_lora(tmp_path):
+def test_sd_lora_generator_draws_prompts_and_recipes_per_seed_into_a_grid(tmp_path):
     from complexface.models.sd_lora import SDLoRA
 
     sd = build_tiny_sd(tmp_path / "sd")
@@ -140,15 +140,30 @@ def test_sd_lora_generator_draws_with_the_trained_lora(tmp_path):
         if "lora_B" in name:  # B starts at zero: give the adapter an effect, as training would
             param.data.normal_(0, 0.5)
     module.save_pretrained(tmp_path / "lora")
+    base = ["generator=sd_lora", f"generator.pretrained={sd}", "generator.steps=2"]
     images = {}
     for name, lora in (("base", "null"), ("lora", str(tmp_path / "lora"))):
-        cfg = compose_config("generate", [
-            "prompt='a tense smile'", "generator=sd_lora", f"generator.pretrained={sd}", f"generator.lora={lora}",
-            "generator.steps=2"])
-        record = generate.generate(cfg, tmp_path / name)
-        assert json.loads((tmp_path / name / "choice.json").read_text()) == record and record["seed"] == 0
-        images[name] = np.asarray(Image.open(record["outputs"]["image"]))
-    assert images["base"].shape == (16, 16, 3) and not np.array_equal(images["base"], images["lora"])
+        cfg = compose_config("generate", [*base, "prompt='a tense smile'", f"generator.lora={lora}",
+                                          "generator.recipes=[polite_smile]", "generator.seeds=[0,1]",
+                                          "generator.batch_size=3"])
+        record = generate.generate(cfg, tmp_path / f"out_{name}")
+        assert json.loads((tmp_path / f"out_{name}" / "choice.json").read_text()) == record
+        assert [(i["recipe_id"], i["seed"]) for i in record["images"]] == [
+            (None, 0), (None, 1), ("polite_smile", 0), ("polite_smile", 1)]
+        assert record["images"][2]["prompt"] == "a person giving a polite smile that does not reach the eyes"
+        images[name] = {(i["recipe_id"], i["seed"]): np.asarray(Image.open(i["file"])) for i in record["images"]}
+        with Image.open(record["outputs"]["grid"]) as grid:  # 2 prompts x 2 seeds of 256 px thumbnails
+            assert grid.width > 2 * 256 and grid.height > 2 * 256
+    assert images["base"][None, 0].shape == (16, 16, 3)
+    assert not np.array_equal(images["base"][None, 0], images["lora"][None, 0])
+    assert not np.array_equal(images["lora"][None, 0], images["lora"][None, 1])
+    alone = generate.generate(compose_config("generate", [*base, "prompt='a tense smile'",
+                                                          f"generator.lora={tmp_path / 'lora'}", "generator.seeds=[1]",
+                                                          "generator.batch_size=1"]), tmp_path / "alone")
+    drawn = np.asarray(Image.open(alone["images"][0]["file"])).astype(int)
+    assert np.abs(drawn - images["lora"][None, 1]).max() <= 1  # its seed alone decides it, not the batch
+    with pytest.raises(PromptError, match="generator.recipes"):
+        generate.generate(compose_config("generate", base), tmp_path / "nothing")
 
 
 def test_missing_sd_weights_and_lora_get_one_message_naming_each_file(tmp_path):
