@@ -12,6 +12,7 @@ from complexface.editors.base import Editor
 from complexface.faces import BackgroundCondition, FacePipeline, demo_faceset, paste_back, save_image
 from complexface.expressions import select_recipes
 from complexface.retrieval import Choice, PromptError, RecipeRetriever
+from complexface.settings import require
 from complexface.weights import lora_folder, sd15_pipeline_folder
 
 
@@ -56,6 +57,9 @@ class SDLoRAGenerator:
         import torch
         from diffusers import StableDiffusionPipeline
 
+        require(len(seeds) > 0 and batch_size >= 1 and steps >= 1,
+                f"sd_lora generator: seeds must be non-empty and batch_size, steps positive, got {list(seeds)}, "
+                f"{batch_size} and {steps}")
         pretrained = sd15_pipeline_folder(pretrained, "generator.pretrained=<a local SD 1.5 folder>")
         lora = lora_folder(lora) if lora else None
         self.recipes = select_recipes(recipes) if recipes else {}

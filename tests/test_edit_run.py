@@ -139,10 +139,12 @@ def test_multirun_sweeps_an_override(tmp_path):
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["expression=custom", "expression.edits=[AU3:1]"], "error: unknown AU 'AU3'; editable AUs are: AU1"),
+    (["expression=custom", "expression.edits=[AU3:1]"], "error: expression: unknown AU 'AU3'; editable AUs are: AU1"),
     (["expression=custom", "expression.edits=[AU12:12]"], "out of range"),
     (["faceset=folder"], "error: Missing mandatory value: faceset.path"),
-    (["faceset=folder", "faceset.path=/nonexistent/faces"], "error: face set folder not found"),
+    (["faceset=folder", "faceset.path=/nonexistent/faces"], "error: faceset: face set folder not found"),
+    (["face_pipeline.select=some"], "error: face_pipeline: face select must be 'largest' or 'all', got 'some'"),
+    (["+editor.min_jacobian=1.5"], "error: editor: warp editor: grid_step must be >= 1 and min_jacobian in (0, 1)"),
 ])
 def test_user_errors_are_one_line_without_traceback(tmp_path, overrides, message):
     result = run_script(*overrides, f"hydra.run.dir={tmp_path}", *FAST)

@@ -256,7 +256,7 @@ def test_missing_weights_are_one_user_error(monkeypatch, capsys):
         exit_on_user_error(lambda: edit.build(cfg, Path("unused")), (MagicFaceWeightsError,))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: MagicFace weights not found") and "Traceback" not in err
+    assert err.startswith("error: editor: MagicFace weights not found") and "Traceback" not in err
     for expected in (MAGICFACE_REPO, SD15_REPO, "ID_enc/diffusion_pytorch_model.safetensors",
                      "denoising_unet/config.json", "vae/config.json", "text_encoder/config.json", "$MAGICFACE_WEIGHTS"):
         assert expected in err

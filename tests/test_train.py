@@ -309,3 +309,14 @@ def test_missing_weights_are_one_user_error_listing_each_file(dataset, tmp_path,
     error = user_error(info.value, (ModelFolderError,))
     assert error is not None and f"  MISSING {missing}" in str(error).splitlines()
     assert "hf download" in str(error) and str(folder) in str(error)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["data.language=fr"], "error: data: caption language must be one of en, ja, both, got 'fr'"),
+    (["data.batch_size=0"], "error: data: batch_size, eval_batch_size and image_size must be positive"),
+    (["model.text_tuning=bogus"], "error: model: text tuning must be one of frozen, lora, full, got 'bogus'"),
+])
+def test_bad_settings_are_one_line_naming_the_config_node(dataset, tmp_path, overrides, message):
+    result = subprocess.run([sys.executable, "train.py", f"data.root={dataset}", *overrides, "train_logger=none",
+                             f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and message in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr

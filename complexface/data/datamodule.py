@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from complexface.data.imagefolder import SPLITS
 from complexface.models.features import FaceFeatures
+from complexface.settings import require
 
 LANGUAGES = ("en", "ja", "both")
 INPUTS = ("pixels", "features")
@@ -70,8 +71,7 @@ class ExpressionDataset(Dataset):
 
     def __init__(self, root: str | Path, split: str, language: str = "en", transform: ImageTransform | None = None,
                  features: np.ndarray | None = None, include_sources: bool = False) -> None:
-        if language not in LANGUAGES:
-            raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
+        require(language in LANGUAGES, f"caption language must be one of {', '.join(LANGUAGES)}, got {language!r}")
         self.folder = Path(root) / split
         self.rows = read_split(root, split, include_sources)
         languages = ("en", "ja") if language == "both" else (language,)
@@ -114,11 +114,12 @@ class ExpressionDataModule(L.LightningDataModule):
                  features: FaceFeatures | None = None, batch_size: int = 32, eval_batch_size: int = 128,
                  num_workers: int = 0, include_sources: bool = False) -> None:
         super().__init__()
-        unknown = set(inputs) - set(INPUTS)
-        if unknown or not inputs:
-            raise ValueError(f"inputs must be a non-empty subset of {INPUTS}, got {list(inputs)}")
-        if language not in LANGUAGES:
-            raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
+        require(bool(inputs) and set(inputs) <= set(INPUTS),
+                f"data inputs must be a non-empty subset of {list(INPUTS)}, got {list(inputs)}")
+        require(language in LANGUAGES, f"caption language must be one of {', '.join(LANGUAGES)}, got {language!r}")
+        require(batch_size >= 1 and eval_batch_size >= 1 and image_size >= 1 and num_workers >= 0,
+                f"batch_size, eval_batch_size and image_size must be positive and num_workers >= 0, got "
+                f"{batch_size}, {eval_batch_size}, {image_size} and {num_workers}")
         self.root, self.language, self.inputs = Path(root), language, tuple(inputs)
         self.image_size, self.mean, self.std, self.augment = image_size, tuple(mean), tuple(std), augment
         self.feature_model = features or (FaceFeatures() if "features" in inputs else None)

@@ -36,6 +36,7 @@ from complexface.au import EDITABLE, AUEdit
 from complexface.editors.base import Editor
 from complexface.faces.align import AlignedFace
 from complexface.faces.landmarks import FACE_OVAL, IRIS_CENTERS, Landmarks
+from complexface.settings import require
 
 DESIGN_INTENSITY = 3.0
 """The AU fields below give the motion at this intensity (face units); they scale linearly."""
@@ -800,8 +801,8 @@ class WarpEditor(Editor):
 
     def __init__(self, grid_step: int = 4, min_jacobian: float = 0.3, wrinkles: bool = True,
                  mouth_interior: bool = True, cache_faces: int = 4) -> None:
-        if grid_step < 1 or not 0 < min_jacobian < 1:
-            raise ValueError("grid_step must be >= 1 and min_jacobian in (0, 1)")
+        require(grid_step >= 1 and 0 < min_jacobian < 1,
+                f"warp editor: grid_step must be >= 1 and min_jacobian in (0, 1), got {grid_step} and {min_jacobian}")
         self.grid_step = grid_step
         self.min_jacobian = min_jacobian
         self.wrinkles = wrinkles

@@ -10,6 +10,7 @@ import numpy as np
 from complexface.faces.align import CROP_SIZE, AlignedFace, align
 from complexface.faces.image_io import load_image
 from complexface.faces.landmarks import LandmarkDetector, Landmarks, NoFaceError
+from complexface.settings import require
 
 MIN_FACE_WIDTH = 48
 
@@ -30,8 +31,7 @@ class FacePipeline:
     """Load a photo, find faces, align each: ``select`` is ``"largest"`` or ``"all"``."""
 
     def __init__(self, select: str = "largest", crop_size: int = CROP_SIZE, min_confidence: float = 0.5) -> None:
-        if select not in ("largest", "all"):
-            raise ValueError(f"select must be 'largest' or 'all', got {select!r}")
+        require(select in ("largest", "all"), f"face select must be 'largest' or 'all', got {select!r}")
         self.select = select
         self.crop_size = crop_size
         self.detector = LandmarkDetector(min_confidence=min_confidence)

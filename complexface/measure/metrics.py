@@ -17,6 +17,7 @@ from complexface.faces.landmarks import LandmarkDetector, Landmarks
 from complexface.measure.au_estimate import change, estimate
 from complexface.measure.geometry import background_rmse, head_pose, pose_change, shape_change, shape_measures
 from complexface.measure.identity import ArcFaceIdentity, DlibIdentity, cosine_distance, distance
+from complexface.settings import require
 
 GEOMETRY = ("nose_length", "nose_width", "face_ratio", "eye_size", "yaw", "pitch", "roll")
 """Absolute geometry columns of ``measures.csv``."""
@@ -64,8 +65,7 @@ class EditMeasurer:
 
     def __init__(self, identity: DlibIdentity | ArcFaceIdentity | None = None, min_confidence: float = 0.3,
                  landmarks: str = "detect") -> None:
-        if landmarks not in ("detect", "flow"):
-            raise ValueError(f"landmarks must be 'detect' or 'flow', got {landmarks!r}")
+        require(landmarks in ("detect", "flow"), f"measure landmarks must be 'detect' or 'flow', got {landmarks!r}")
         self.identity = identity
         self.mode = landmarks
         self.detector = LandmarkDetector(min_confidence=min_confidence)

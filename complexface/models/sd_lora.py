@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
 from complexface.models.text import cached_encode
+from complexface.settings import require
 from complexface.weights import sd15_pipeline_folder
 
 if TYPE_CHECKING:
@@ -44,6 +45,11 @@ class SDLoRA(L.LightningModule):
         from peft import LoraConfig
         from transformers import CLIPTextModel, CLIPTokenizer
 
+        require(rank >= 1 and alpha > 0 and lr > 0, f"sd_lora: rank, alpha and lr must be positive, got {rank}, "
+                f"{alpha} and {lr}")
+        require(snr_gamma is None or snr_gamma > 0, f"sd_lora: snr_gamma must be positive or null, got {snr_gamma}")
+        require(min(text_cache_size, latent_cache_size, sample_every_n_steps) >= 0 and sample_steps >= 1,
+                "sd_lora: cache sizes and sample_every_n_steps must be >= 0 and sample_steps >= 1")
         self.save_hyperparameters()
         path = sd15_pipeline_folder(pretrained, "model.pretrained=<a local SD 1.5 folder>")
         self.tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer")

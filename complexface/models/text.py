@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from complexface.settings import require
 from complexface.weights import ModelFolderError
 
 TUNINGS = ("frozen", "lora", "full")
@@ -48,8 +49,7 @@ class SentenceEncoder(nn.Module):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
 
-        if tuning not in TUNINGS:
-            raise ValueError(f"text tuning must be one of {', '.join(TUNINGS)}, got {tuning!r}")
+        require(tuning in TUNINGS, f"text tuning must be one of {', '.join(TUNINGS)}, got {tuning!r}")
         path = Path(path) if path else default_text_model()
         if not (path / "config.json").exists():
             raise ModelFolderError(f"no text model in {path}: expected a Hugging Face model folder with config.json")

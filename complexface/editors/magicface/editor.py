@@ -21,6 +21,7 @@ from complexface.editors.magicface.loading import check_checkpoint
 from complexface.editors.magicface.pipeline import MagicFacePipeline
 from complexface.faces.align import AlignedFace
 from complexface.faces.condition import BackgroundCondition
+from complexface.settings import require
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -37,8 +38,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         if device.type != "cuda":
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
+    require(dtype in DTYPES, f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
     return DTYPES[dtype]
 
 
@@ -65,8 +65,8 @@ class MagicFaceEditor(Editor):
                  steps: int = 50, guidance: float = 1.5, dtype: str = "auto", device: str = "auto",
                  batch_size: int = 8, seed: int = 424, own_queries: bool = True) -> None:
         self.weights, self.base_model = check_checkpoint(weights, base_model)
-        if steps < 1 or batch_size < 1:
-            raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
+        require(steps >= 1 and batch_size >= 1,
+                f"magicface editor: steps and batch_size must be positive, got {steps} and {batch_size}")
         self.steps, self.guidance, self.batch_size, self.seed = steps, guidance, batch_size, seed
         self.dtype, self.device, self.own_queries = dtype, device, own_queries
         self._pipe: MagicFacePipeline | None = None
