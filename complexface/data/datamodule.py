@@ -90,7 +90,7 @@ class ExpressionDataset(Dataset):
         row = self.rows[row_index]
         item: dict[str, Any] = {"text": row[f"text_{language}"], "recipe": row["recipe"], "face": row["face"],
                                 "aus": torch.tensor(row["aus"], dtype=torch.float32), "file": row["file_name"],
-                                "index": torch.tensor(index)}
+                                "index": torch.tensor(index), "group": row.get("group")}
         if self.transform is not None:
             with Image.open(self.folder / row["file_name"]) as image:
                 rng = random.Random(int(torch.randint(2**31 - 1, ())))

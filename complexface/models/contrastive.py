@@ -5,7 +5,9 @@ batch count as positives of each other (their captions describe the same express
 targets are the normalised same-recipe mask. Validation embeds the whole split and reports
 image->text and text->image recall@k (a hit is a retrieved item of the same recipe), the chance
 level of recall@1, and zero-shot accuracy: each image classified among the catalog recipes, a
-recipe being the mean embedding of its captions, per caption language.
+recipe being the mean embedding of its captions, per caption language. Image->text recall@1 and
+zero-shot accuracy are also reported per face group of the image (``<metric>_<group>``), the
+perceived-appearance annotation of the face set, for bias checks.
 """
 
 from __future__ import annotations
@@ -58,6 +60,15 @@ def first_occurrences(index: torch.Tensor) -> torch.Tensor:
     first[1:] = index[order][1:] != index[order][:-1]
     return order[first].sort().values
 
+
+def gather_strings(strings: list[str], world_size: int) -> list[str]:
+    """Every rank's ``strings``, concatenated in rank order (as ``all_gather`` stacks tensors)."""
+    if world_size == 1:
+        return strings
+    gathered: list[list[str] | None] = [None] * world_size
+    torch.distributed.all_gather_object(gathered, strings)
+    return [s for part in gathered for s in part]
+
 class ContrastiveModule(L.LightningModule):
     """Base LightningModule: subclasses embed images (a batch) and texts (a list of strings)."""
 
@@ -71,6 +82,7 @@ class ContrastiveModule(L.LightningModule):
         self.zero_shot_languages = tuple(zero_shot_languages)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
         self._outputs: list[tuple[torch.Tensor, ...]] = []  # image, text, labels, dataset index
+        self._groups: list[str] = []  # face group of each output row
 
     @abstractmethod
     def encode_images(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -96,6 +108,7 @@ class ContrastiveModule(L.LightningModule):
         index = batch.get("index", torch.full((len(batch["text"]),), -1))
         self._outputs.append((self.encode_images(batch), self.encode_texts(batch["text"]),
                               self.labels(batch["recipe"]), index.to(self.device)))
+        self._groups.extend(g or "unlabeled" for g in batch.get("group", [None] * len(batch["text"])))
 
     test_step = validation_step
 
@@ -115,12 +128,16 @@ class ContrastiveModule(L.LightningModule):
         if not self._outputs:
             return
         image, text, labels, index = (torch.cat(parts) for parts in zip(*self._outputs, strict=True))
+        groups = gather_strings(self._groups, self.trainer.world_size)
         self._outputs.clear()
+        self._groups = []
         if self.trainer.world_size > 1:
             image, text, labels, index = (self.all_gather(t).flatten(0, 1) for t in (image, text, labels, index))
             # a distributed sampler pads the shards by repeating items: count each dataset item once
-            keep = first_occurrences(index) if bool((index >= 0).all()) else slice(None)
-            image, text, labels = image[keep], text[keep], labels[keep]
+            if bool((index >= 0).all()):
+                keep = first_occurrences(index)
+                image, text, labels = image[keep], text[keep], labels[keep]
+                groups = [groups[i] for i in keep.tolist()]
         metrics = {f"{stage}/loss": contrastive_loss(image, text, self.logit_scale, labels).item()}
         image, text = F.normalize(image, dim=-1), F.normalize(text, dim=-1)
         similarity = image @ text.T
@@ -134,7 +151,23 @@ class ContrastiveModule(L.LightningModule):
                 predicted = (image[known] @ self.class_embeddings(language).T).argmax(1)
                 metrics[f"{stage}/zeroshot_acc_{language}"] = (predicted == labels[known]).float().mean().item()
             metrics[f"{stage}/zeroshot_chance"] = 1.0 / len(self.recipes)
+        metrics.update(self._group_metrics(stage, similarity, image, labels, groups))
         self.log_dict(metrics)  # every rank holds the gathered embeddings, so the values agree
+
+    def _group_metrics(self, stage: str, similarity: torch.Tensor, image: torch.Tensor, labels: torch.Tensor,
+                       groups: list[str]) -> dict[str, float]:
+        """Image->text recall@1 and zero-shot accuracy of the images of each face group."""
+        metrics = {}
+        class_embeddings = {language: self.class_embeddings(language) for language in self.zero_shot_languages}
+        for group in sorted(set(groups)):
+            rows = torch.tensor([g == group for g in groups], device=labels.device) & (labels >= 0)
+            if not rows.any():
+                continue
+            metrics[f"{stage}/i2t_R@1_{group}"] = recall_at_k(similarity[rows], labels[rows], labels, ks=(1,))[1]
+            for language, classes in class_embeddings.items():
+                predicted = (image[rows] @ classes.T).argmax(1)
+                metrics[f"{stage}/zeroshot_acc_{language}_{group}"] = (predicted == labels[rows]).float().mean().item()
+        return metrics
 
     def configure_optimizers(self) -> dict:
         params = [p for p in self.parameters() if p.requires_grad]
