@@ -170,6 +170,8 @@ def test_missing_sd_weights_and_lora_get_one_message_naming_each_file(tmp_path):
     import subprocess
     import sys
 
+    from complexface.errors import user_error
+    from complexface.weights import ModelFolderError
     from tests.conftest import ROOT
 
     sd = build_tiny_sd(tmp_path / "sd")
@@ -182,8 +184,8 @@ def test_missing_sd_weights_and_lora_get_one_message_naming_each_file(tmp_path):
     assert "  MISSING unet/diffusion_pytorch_model.safetensors (or diffusion_pytorch_model.bin)" in lines
     assert "  ok      vae/config.json" in lines and "hf download stable-diffusion-v1-5" in result.stderr
     complete = build_tiny_sd(tmp_path / "sd2")
-    result = subprocess.run([sys.executable, "generate.py", "prompt=a tense smile", "generator=sd_lora",
-                             f"generator.pretrained={complete}", f"generator.lora={tmp_path / 'no_lora'}",
-                             f"hydra.run.dir={tmp_path / 'run2'}"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and "pytorch_lora_weights.safetensors" in result.stderr
-    assert "train.py model=sd_lora" in result.stderr
+    cfg = compose_config("generate", ["generator=sd_lora", f"generator.pretrained={complete}",
+                                      f"generator.lora={tmp_path / 'no_lora'}"])
+    with pytest.raises(Exception, match="pytorch_lora_weights.safetensors") as info:
+        generate.generate(cfg, tmp_path / "run2")
+    assert "train.py model=sd_lora" in str(user_error(info.value, (ModelFolderError,)))

@@ -320,12 +320,24 @@ def test_missing_weights_are_one_user_error_listing_each_file(dataset, tmp_path,
     assert "hf download" in str(error) and str(folder) in str(error)
 
 
+def test_a_bad_setting_is_one_line_naming_the_config_node(dataset, tmp_path):
+    result = subprocess.run([sys.executable, "train.py", f"data.root={dataset}", "data.language=fr",
+                             "train_logger=none", f"hydra.run.dir={tmp_path}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "error: data: caption language must be one of en, ja, both, got 'fr'"
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["data.language=fr"], "error: data: caption language must be one of en, ja, both, got 'fr'"),
-    (["data.batch_size=0"], "error: data: batch_size, eval_batch_size and image_size must be positive"),
-    (["model.text_tuning=bogus"], "error: model: text tuning must be one of frozen, lora, full, got 'bogus'"),
+    (["data.batch_size=0"], "data: batch_size, eval_batch_size and image_size must be positive"),
+    (["model.text_tuning=bogus"], "model: text tuning must be one of frozen, lora, full, got 'bogus'"),
+    (["model=sd_lora", "model.pretrained=/x", "model.rank=0"], "model: sd_lora: rank, alpha and lr must be positive"),
 ])
-def test_bad_settings_are_one_line_naming_the_config_node(dataset, tmp_path, overrides, message):
-    result = subprocess.run([sys.executable, "train.py", f"data.root={dataset}", *overrides, "train_logger=none",
-                             f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and message in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr
+def test_bad_settings_are_setting_errors(dataset, tmp_path, overrides, message):
+    from complexface.errors import config_key, user_error
+    from complexface.settings import SettingError
+
+    with pytest.raises(Exception) as info:
+        train.train(compose_config("train", [f"data.root={dataset}", *overrides, "train_logger=none"]), tmp_path)
+    cause = user_error(info.value)
+    assert isinstance(cause, SettingError) and f"{config_key(info.value, cause)}{cause}".startswith(message)
