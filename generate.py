@@ -14,8 +14,8 @@ from omegaconf.errors import MissingMandatoryValue
 from complexface.atomic import write_text
 from complexface.errors import exit_on_user_error
 from complexface.faces import NoFaceError
-from complexface.weights import ModelFolderError
 from complexface.retrieval import PromptError
+from complexface.weights import ModelFolderError
 
 
 def generate(cfg: DictConfig, run_dir: Path) -> dict:

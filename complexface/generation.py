@@ -9,8 +9,8 @@ from pathlib import Path
 
 from complexface.atomic import write_text
 from complexface.editors.base import Editor
-from complexface.faces import BackgroundCondition, FacePipeline, demo_faceset, paste_back, save_image
 from complexface.expressions import select_recipes
+from complexface.faces import BackgroundCondition, FacePipeline, demo_faceset, paste_back, save_image
 from complexface.retrieval import Choice, PromptError, RecipeRetriever
 from complexface.settings import require
 from complexface.weights import lora_folder, sd15_pipeline_folder

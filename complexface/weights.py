@@ -11,8 +11,9 @@ from pathlib import Path
 
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD15_FILES = ("scheduler/scheduler_config.json", "tokenizer/vocab.json|tokenizer.json",
-              "tokenizer/merges.txt|tokenizer.json", "text_encoder/config.json", "text_encoder/model.safetensors|pytorch_model.bin",
-              "vae/config.json", "vae/diffusion_pytorch_model.safetensors|diffusion_pytorch_model.bin")
+              "tokenizer/merges.txt|tokenizer.json", "text_encoder/config.json",
+              "text_encoder/model.safetensors|pytorch_model.bin", "vae/config.json",
+              "vae/diffusion_pytorch_model.safetensors|diffusion_pytorch_model.bin")
 """Files of an SD 1.5 folder that MagicFace uses (it brings its own UNet); ``a|b`` means either file."""
 SD15_PIPELINE_FILES = ("model_index.json", *SD15_FILES, "unet/config.json",
                        "unet/diffusion_pytorch_model.safetensors|diffusion_pytorch_model.bin")

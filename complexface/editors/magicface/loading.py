@@ -43,7 +43,8 @@ def check_files(weights: str | os.PathLike | None, base_model: str | os.PathLike
                           MAGICFACE_REPO, '--include "ID_enc/*" "denoising_unet/*"')
     lines += file_listing("Stable Diffusion 1.5", roots[1], SD15_FILES, "base_model (editor.base_model / $SD15_DIR)",
                           SD15_REPO, '--include "scheduler/*" "tokenizer/*" "text_encoder/config.json" '
-                          '"text_encoder/model.safetensors" "vae/config.json" "vae/diffusion_pytorch_model.safetensors"')
+                          '"text_encoder/model.safetensors" "vae/config.json" '
+                          '"vae/diffusion_pytorch_model.safetensors"')
     raise MagicFaceWeightsError("\n".join(lines))
 
 
