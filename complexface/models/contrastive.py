@@ -52,7 +52,6 @@ def chance_recall_at_1(query_labels: torch.Tensor, item_labels: torch.Tensor) ->
     return (item_labels[None, :] == query_labels[:, None]).float().mean(1).mean().item()
 
 
-
 def first_occurrences(index: torch.Tensor) -> torch.Tensor:
     """Positions of the first occurrence of each value of ``index``, in order of position."""
     order = torch.argsort(index, stable=True)
@@ -68,6 +67,7 @@ def gather_strings(strings: list[str], world_size: int) -> list[str]:
     gathered: list[list[str] | None] = [None] * world_size
     torch.distributed.all_gather_object(gathered, strings)
     return [s for part in gathered for s in part]
+
 
 class ContrastiveModule(L.LightningModule):
     """Base LightningModule: subclasses embed images (a batch) and texts (a list of strings)."""
@@ -121,7 +121,8 @@ class ContrastiveModule(L.LightningModule):
     @torch.no_grad()
     def class_embeddings(self, language: str) -> torch.Tensor:
         """(n_recipes, D) normalised mean caption embedding of each catalog recipe."""
-        means = [F.normalize(self.encode_texts(list(r.captions(language))), dim=-1).mean(0) for r in self.recipes.values()]
+        means = [F.normalize(self.encode_texts(list(r.captions(language))), dim=-1).mean(0)
+                 for r in self.recipes.values()]
         return F.normalize(torch.stack(means), dim=-1)
 
     def _log_retrieval(self, stage: str) -> None:
