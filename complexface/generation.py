@@ -46,8 +46,8 @@ class SDLoRAGenerator:
 
     Draws each prompt (the call's ``prompt``, then the first ``language`` caption of each recipe in ``recipes``)
     once per seed in ``seeds``, ``batch_size`` images per pipeline call. Every image has its own CPU generator,
-    so it depends on its prompt and seed only (not on batching or device). ``face`` is not used: this generator
-    draws new faces.
+    so it does not depend on the batching and starts from the same noise on any device. ``face`` is not used:
+    this generator draws new faces.
     """
 
     def __init__(self, pretrained: str | Path, lora: str | Path | None = None, recipes: Sequence[str] = (),
