@@ -52,6 +52,11 @@ def chance_recall_at_1(query_labels: torch.Tensor, item_labels: torch.Tensor) ->
     return (item_labels[None, :] == query_labels[:, None]).float().mean(1).mean().item()
 
 
+def zero_shot_accuracy(image: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor) -> float:
+    """Share of (normalised) image embeddings whose most similar class embedding is their label's."""
+    return ((image @ classes.T).argmax(1) == labels).float().mean().item()
+
+
 def first_occurrences(index: torch.Tensor) -> torch.Tensor:
     """Positions of the first occurrence of each value of ``index``, in order of position."""
     order = torch.argsort(index, stable=True)
@@ -148,26 +153,27 @@ class ContrastiveModule(L.LightningModule):
         metrics[f"{stage}/chance_R@1"] = chance_recall_at_1(labels, labels)
         known = labels >= 0
         if known.any():
-            for language in self.zero_shot_languages:
-                predicted = (image[known] @ self.class_embeddings(language).T).argmax(1)
-                metrics[f"{stage}/zeroshot_acc_{language}"] = (predicted == labels[known]).float().mean().item()
+            classes = {language: self.class_embeddings(language) for language in self.zero_shot_languages}
+            for language, embeddings in classes.items():
+                accuracy = zero_shot_accuracy(image[known], labels[known], embeddings)
+                metrics[f"{stage}/zeroshot_acc_{language}"] = accuracy
             metrics[f"{stage}/zeroshot_chance"] = 1.0 / len(self.recipes)
-        metrics.update(self._group_metrics(stage, similarity, image, labels, groups))
+            metrics.update(self._group_metrics(stage, similarity, image, labels, groups, classes))
         self.log_dict(metrics)  # every rank holds the gathered embeddings, so the values agree
 
-    def _group_metrics(self, stage: str, similarity: torch.Tensor, image: torch.Tensor, labels: torch.Tensor,
-                       groups: list[str]) -> dict[str, float]:
-        """Image->text recall@1 and zero-shot accuracy of the images of each face group."""
+    @staticmethod
+    def _group_metrics(stage: str, similarity: torch.Tensor, image: torch.Tensor, labels: torch.Tensor,
+                       groups: list[str], classes: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Image->text recall@1 and zero-shot accuracy of the (labelled) images of each face group."""
         metrics = {}
-        class_embeddings = {language: self.class_embeddings(language) for language in self.zero_shot_languages}
         for group in sorted(set(groups)):
             rows = torch.tensor([g == group for g in groups], device=labels.device) & (labels >= 0)
             if not rows.any():
                 continue
             metrics[f"{stage}/i2t_R@1_{group}"] = recall_at_k(similarity[rows], labels[rows], labels, ks=(1,))[1]
-            for language, classes in class_embeddings.items():
-                predicted = (image[rows] @ classes.T).argmax(1)
-                metrics[f"{stage}/zeroshot_acc_{language}_{group}"] = (predicted == labels[rows]).float().mean().item()
+            for language, embeddings in classes.items():
+                metrics[f"{stage}/zeroshot_acc_{language}_{group}"] = zero_shot_accuracy(image[rows], labels[rows],
+                                                                                         embeddings)
         return metrics
 
     def configure_optimizers(self) -> dict:
