@@ -13,6 +13,13 @@ and pre-loaded tensors (data loading timed in neither; the reference tokenizes i
 frozen text encoder and VAE every step, as the script does; ours caches each caption's text-encoder states and
 each image's VAE posterior, so the timed steps look like a second epoch; further rows turn the caches off):
 ``--warmup`` untimed steps, then ``--steps`` timed ones, median samples/s of ``--repeats``.
+
+    PYTHONPATH=. python bench/bench_train.py --device cuda --full-size --precision bf16-mixed --batch 8
+
+runs only that comparison, at 512 px on SD 1.5-shaped random weights built in code (UNet 320-640-1280-1280,
+CLIP ViT-L/14 text tower, SD VAE; ~4 GB fp32 in a temporary folder, nothing downloaded), and adds the peak
+GPU memory of each. Both loops use the same precision policy: fp32 weights, ``torch.autocast`` under a
+``*-mixed`` precision (the diffusers script instead casts the frozen weights to the half type).
 """
 
 from __future__ import annotations
@@ -42,12 +49,28 @@ class StepTimer(L.Callback):
         self.skip, self.seen, self.samples = skip, 0, 0
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        sync(module.device)
         self.seen += 1
         if self.seen == self.skip:
             self.start = time.perf_counter()
         elif self.seen > self.skip:
             self.samples += len(batch["text"])
         self.end = time.perf_counter()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of a Lightning ``precision`` string (a no-op for ``32-true``)."""
+    dtype = {"bf16-mixed": torch.bfloat16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def peak_memory_gb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
 class Batches:
@@ -76,34 +99,37 @@ def preloaded_batches(datamodule, batch: int, count: int) -> list[dict]:
     return out
 
 
-def ours_sd_lora(cfg, batches: list[dict], warmup: int, work: Path) -> float:
-    """samples/s of SDLoRA under a Lightning Trainer over ``batches`` (after ``warmup`` steps)."""
+def ours_sd_lora(cfg, batches: list[dict], args, work: Path) -> tuple[float, float | None]:
+    """samples/s of SDLoRA under a Lightning Trainer over ``batches`` (after ``--warmup`` steps), peak GPU GB."""
     torch.manual_seed(0)
     module = instantiate(cfg.model, _convert_="all")
-    timer = StepTimer(skip=warmup)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=len(batches), limit_val_batches=0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[timer], default_root_dir=str(work))
+    timer = StepTimer(skip=args.warmup)
+    trainer = L.Trainer(accelerator="gpu" if args.device == "cuda" else "cpu", devices=1, precision=args.precision,
+                        max_steps=len(batches), limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+                        default_root_dir=str(work))
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     trainer.fit(module, train_dataloaders=Batches(batches))
-    return timer.samples / (timer.end - timer.start)
+    return timer.samples / (timer.end - timer.start), peak_memory_gb(device)
 
 
-def reference_sd_lora(cfg, batches: list[dict], warmup: int) -> float:
+def reference_sd_lora(cfg, batches: list[dict], args) -> tuple[float, float | None]:
     """samples/s of the training loop of diffusers' examples/text_to_image/train_text_to_image_lora.py.
 
-    Plain PyTorch (no accelerate on one CPU): frozen vae / text_encoder / unet, peft LoRA on the UNet attention
+    Plain PyTorch (no accelerate: one device): frozen vae / text_encoder / unet, peft LoRA on the UNet attention
     (same rank, alpha, targets, gaussian init), AdamW over the LoRA parameters with a constant LR scheduler,
     captions tokenized in preprocessing (as the script's ``preprocess_train``), min-SNR weighting as its
     ``--snr_gamma`` branch when the config sets one.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import compute_snr
     from peft import LoraConfig
     from transformers import CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(0)
-    path, m = str(cfg.model.pretrained), cfg.model
+    path, m, warmup, device = str(cfg.model.pretrained), cfg.model, args.warmup, torch.device(args.device)
     noise_scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler")
     tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder")
@@ -112,6 +138,9 @@ def reference_sd_lora(cfg, batches: list[dict], warmup: int) -> float:
     unet.requires_grad_(False)
     vae.requires_grad_(False)
     text_encoder.requires_grad_(False)
+    unet.to(device)
+    vae.to(device)
+    text_encoder.to(device)
     unet.add_adapter(LoraConfig(r=m.rank, lora_alpha=m.alpha, init_lora_weights="gaussian",
                                 target_modules=list(m.targets)))
     lora_layers = filter(lambda p: p.requires_grad, unet.parameters())
@@ -123,48 +152,59 @@ def reference_sd_lora(cfg, batches: list[dict], warmup: int) -> float:
     snr_gamma = m.get("snr_gamma")
     unet.train()
     samples, start = 0, None
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     for step, batch in enumerate(data):
-        latents = vae.encode(batch["pixel_values"]).latent_dist.sample()
-        latents = latents * vae.config.scaling_factor
-        noise = torch.randn_like(latents)
-        bsz = latents.shape[0]
-        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (bsz,), device=latents.device)
-        timesteps = timesteps.long()
-        noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
-        encoder_hidden_states = text_encoder(batch["input_ids"], return_dict=False)[0]
-        if noise_scheduler.config.prediction_type == "epsilon":
-            target = noise
-        else:
-            target = noise_scheduler.get_velocity(latents, noise, timesteps)
-        model_pred = unet(noisy_latents, timesteps, encoder_hidden_states, return_dict=False)[0]
-        if snr_gamma is None:
-            loss = F.mse_loss(model_pred.float(), target.float(), reduction="mean")
-        else:
-            snr = compute_snr(noise_scheduler, timesteps)
-            mse_loss_weights = torch.stack([snr, snr_gamma * torch.ones_like(timesteps)], dim=1).min(dim=1)[0]
-            if noise_scheduler.config.prediction_type == "epsilon":
-                mse_loss_weights = mse_loss_weights / snr
-            elif noise_scheduler.config.prediction_type == "v_prediction":
-                mse_loss_weights = mse_loss_weights / (snr + 1)
-            loss = F.mse_loss(model_pred.float(), target.float(), reduction="none")
-            loss = loss.mean(dim=list(range(1, len(loss.shape)))) * mse_loss_weights
-            loss = loss.mean()
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(device, args.precision):
+            loss = reference_loss(batch, vae, text_encoder, unet, noise_scheduler, snr_gamma)
         loss.backward()
         optimizer.step()
         lr_scheduler.step()
         optimizer.zero_grad()
+        sync(device)
         if step + 1 == warmup:
             start = time.perf_counter()
         elif step + 1 > warmup:
-            samples += bsz
-    return samples / (time.perf_counter() - start)
+            samples += len(batch["pixel_values"])
+    return samples / (time.perf_counter() - start), peak_memory_gb(device)
+
+
+def reference_loss(batch: dict, vae, text_encoder, unet, noise_scheduler, snr_gamma: float | None) -> torch.Tensor:
+    """The loss of one step of diffusers' train_text_to_image_lora.py (its training loop body)."""
+    from diffusers.training_utils import compute_snr
+
+    latents = vae.encode(batch["pixel_values"]).latent_dist.sample()
+    latents = latents * vae.config.scaling_factor
+    noise = torch.randn_like(latents)
+    bsz = latents.shape[0]
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (bsz,), device=latents.device)
+    timesteps = timesteps.long()
+    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+    encoder_hidden_states = text_encoder(batch["input_ids"], return_dict=False)[0]
+    if noise_scheduler.config.prediction_type == "epsilon":
+        target = noise
+    else:
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+    model_pred = unet(noisy_latents, timesteps, encoder_hidden_states, return_dict=False)[0]
+    if snr_gamma is None:
+        return F.mse_loss(model_pred.float(), target.float(), reduction="mean")
+    snr = compute_snr(noise_scheduler, timesteps)
+    mse_loss_weights = torch.stack([snr, snr_gamma * torch.ones_like(timesteps)], dim=1).min(dim=1)[0]
+    if noise_scheduler.config.prediction_type == "epsilon":
+        mse_loss_weights = mse_loss_weights / snr
+    elif noise_scheduler.config.prediction_type == "v_prediction":
+        mse_loss_weights = mse_loss_weights / (snr + 1)
+    loss = F.mse_loss(model_pred.float(), target.float(), reduction="none")
+    loss = loss.mean(dim=list(range(1, len(loss.shape)))) * mse_loss_weights
+    return loss.mean()
 
 
 def compare_sd_lora(sd: Path, data: Path, args, work: Path) -> None:
-    """Ours (Lightning SDLoRA, text cache on and off) vs diffusers' reference LoRA loop: same tiny model, batch
-    and pre-loaded data, runs interleaved so drifting load on the machine hits all alike."""
+    """Ours (Lightning SDLoRA, caches on and off) vs diffusers' reference LoRA loop: same model, batch and
+    pre-loaded data, runs interleaved so drifting load on the machine hits all alike."""
     base = [f"data.root={data}", f"data.batch_size={args.batch}", "model=sd_lora", f"model.pretrained={sd}",
-            "data.image_size=16", "model.sample_every_n_steps=0"]
+            f"data.image_size={args.image_size}", "model.sample_every_n_steps=0"]
     variants = {"caches on (default)": compose_train(base),
                 "latent cache off": compose_train([*base, "model.latent_cache_size=0"]),
                 "both caches off": compose_train([*base, "model.latent_cache_size=0", "model.text_cache_size=0"])}
@@ -174,24 +214,49 @@ def compare_sd_lora(sd: Path, data: Path, args, work: Path) -> None:
     batches = preloaded_batches(datamodule, args.batch, args.warmup + args.steps)
     items = len(datamodule.datasets["train"])
     ours: dict[str, list[float]] = {name: [] for name in variants}
+    memory: dict[str, float | None] = {}
     reference = []
     for _ in range(args.repeats):
         for name, variant in variants.items():
-            ours[name].append(ours_sd_lora(variant, batches, args.warmup, work))
-        reference.append(reference_sd_lora(cfg, batches, args.warmup))
+            speed, memory[name] = ours_sd_lora(variant, batches, args, work)
+            ours[name].append(speed)
+        speed, memory["reference"] = reference_sd_lora(cfg, batches, args)
+        reference.append(speed)
     reference_s = statistics.median(reference)
     runs = lambda values: ", ".join(f"{v:.0f}" for v in values)  # noqa: E731
+    gb = lambda value: "" if value is None else f" | {value:.1f}"  # noqa: E731
+    model = "SD 1.5-shaped random" if args.full_size else "tiny random"
     print()
-    print(f"| sd_lora vs diffusers reference loop (tiny random, 16 px, r={cfg.model.rank}, "
-          f"snr_gamma={cfg.model.get('snr_gamma')}, batch {args.batch} cycling over {items} training items, "
-          f"pre-loaded tensors, {args.warmup} warm-up + "
-          f"{args.steps} timed steps, median of {args.repeats}, {args.threads} thread(s)) | ours samples/s "
-          "| reference samples/s | ours / reference | ours runs | reference runs |")
-    print("|---|---|---|---|---|---|")
+    print(f"| sd_lora vs diffusers reference loop ({model}, {args.image_size} px, {args.device}, {args.precision}, "
+          f"r={cfg.model.rank}, snr_gamma={cfg.model.get('snr_gamma')}, batch {args.batch} cycling over {items} "
+          f"training items, pre-loaded tensors, {args.warmup} warm-up + {args.steps} timed steps, median of "
+          f"{args.repeats}, {args.threads} thread(s)) | ours samples/s | reference samples/s | ours / reference "
+          f"| ours runs | reference runs{' | ours peak GB | reference peak GB' if memory['reference'] else ''} |")
+    print("|---|---|---|---|---|---|" + ("---|---|" if memory["reference"] else ""))
     for name, values in ours.items():
         ours_s = statistics.median(values)
         print(f"| {name} | {ours_s:.0f} | {reference_s:.0f} | {ours_s / reference_s:.2f} | {runs(values)} "
-              f"| {runs(reference)} |")
+              f"| {runs(reference)}{gb(memory[name])}{gb(memory['reference'])} |")
+
+
+def write_full_size_sd(root: Path) -> Path:
+    """A random SD 1.5-shaped pipeline folder (the shapes of bench_magicface; the tokenizer, scheduler and
+    model_index.json of the test fixture's sd15)."""
+    import shutil
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    from bench.bench_magicface import FIXTURE, SD15_TEXT, SD15_UNET, SD15_VAE
+
+    torch.manual_seed(0)
+    UNet2DConditionModel(**SD15_UNET).save_pretrained(root / "unet")
+    AutoencoderKL(**SD15_VAE).save_pretrained(root / "vae")
+    CLIPTextModel(SD15_TEXT).save_pretrained(root / "text_encoder")
+    for part in ("tokenizer", "scheduler"):
+        shutil.copytree(FIXTURE / "sd15" / part, root / part)
+    shutil.copy(FIXTURE / "sd15" / "model_index.json", root / "model_index.json")
+    return root
 
 
 def compose_train(overrides: list[str]):
@@ -219,10 +284,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the SD LoRA comparison's timing")
     parser.add_argument("--repeats", type=int, default=5, help="SD LoRA comparison repeats (median reported)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="the SD LoRA comparison's device (cuda: that comparison only)")
+    parser.add_argument("--full-size", action="store_true",
+                        help="SD LoRA comparison only, on SD 1.5-shaped random weights (default 512 px)")
+    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true")
+    parser.add_argument("--image-size", type=int, help="SD LoRA comparison image size (default 16, full size 512)")
     args = parser.parse_args()
+    args.image_size = args.image_size or (512 if args.full_size else 16)
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench_train-"))
     data = args.data or tiny_dataset(work / "run")
+    if args.full_size or args.device == "cuda":
+        sd = write_full_size_sd(work / "sd15") if args.full_size else build_tiny_sd(work / "tiny_sd")
+        compare_sd_lora(sd, data, args, work)
+        return
     clip, sd = build_tiny_clip(work / "tiny_clip"), build_tiny_sd(work / "tiny_sd")
     rows = {
         "expression_clip, MiniLM frozen": ["model=expression_clip"],
