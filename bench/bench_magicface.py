@@ -85,13 +85,19 @@ def write_full_size(root: Path, device: torch.device) -> tuple[Path, Path]:
         config = {"_class_name": "UNet2DConditionModel", **SD15_UNET, "in_channels": in_channels}
         (folder / "config.json").write_text(json.dumps(config, indent=1))
         del unet, state
+    write_sd15_base(base, device)
+    return weights, base
+
+
+def write_sd15_base(base: Path, device: torch.device) -> Path:
+    """Random SD 1.5-shaped ``vae/`` and ``text_encoder/`` in ``base``, with the fixture's tokenizer and scheduler."""
     with torch.device(device):
         vae, text = AutoencoderKL(**SD15_VAE), CLIPTextModel(SD15_TEXT)
     vae.save_pretrained(base / "vae")
     text.save_pretrained(base / "text_encoder")
     for part in ("tokenizer", "scheduler"):
         shutil.copytree(FIXTURE / "sd15" / part, base / part)
-    return weights, base
+    return base
 
 
 def face_inputs(size: int) -> tuple[AlignedFace, np.ndarray]:

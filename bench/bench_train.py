@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from bench.bench_magicface import FIXTURE, SD15_UNET, sync, write_sd15_base
 from tests.test_train import build_tiny_clip, build_tiny_sd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,11 +57,6 @@ class StepTimer(L.Callback):
         elif self.seen > self.skip:
             self.samples += len(batch["text"])
         self.end = time.perf_counter()
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def autocast(device: torch.device, precision: str):
@@ -239,22 +235,17 @@ def compare_sd_lora(sd: Path, data: Path, args, work: Path) -> None:
               f"| {runs(reference)}{gb(memory[name])}{gb(memory['reference'])} |")
 
 
-def write_full_size_sd(root: Path) -> Path:
-    """A random SD 1.5-shaped pipeline folder (the shapes of bench_magicface; the tokenizer, scheduler and
-    model_index.json of the test fixture's sd15)."""
+def write_full_size_sd(root: Path, device: torch.device) -> Path:
+    """A random SD 1.5-shaped pipeline folder: bench_magicface's shapes, the test fixture's model_index.json."""
     import shutil
 
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel
-
-    from bench.bench_magicface import FIXTURE, SD15_TEXT, SD15_UNET, SD15_VAE
+    from diffusers import UNet2DConditionModel
 
     torch.manual_seed(0)
-    UNet2DConditionModel(**SD15_UNET).save_pretrained(root / "unet")
-    AutoencoderKL(**SD15_VAE).save_pretrained(root / "vae")
-    CLIPTextModel(SD15_TEXT).save_pretrained(root / "text_encoder")
-    for part in ("tokenizer", "scheduler"):
-        shutil.copytree(FIXTURE / "sd15" / part, root / part)
+    with torch.device(device):
+        unet = UNet2DConditionModel(**SD15_UNET)
+    unet.save_pretrained(root / "unet")
+    write_sd15_base(root, device)
     shutil.copy(FIXTURE / "sd15" / "model_index.json", root / "model_index.json")
     return root
 
@@ -296,7 +287,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_train-"))
     data = args.data or tiny_dataset(work / "run")
     if args.full_size or args.device == "cuda":
-        sd = write_full_size_sd(work / "sd15") if args.full_size else build_tiny_sd(work / "tiny_sd")
+        device = torch.device(args.device)
+        sd = write_full_size_sd(work / "sd15", device) if args.full_size else build_tiny_sd(work / "tiny_sd")
         compare_sd_lora(sd, data, args, work)
         return
     clip, sd = build_tiny_clip(work / "tiny_clip"), build_tiny_sd(work / "tiny_sd")
