@@ -8,7 +8,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
 from complexface.errors import exit_on_user_error
 from complexface.evaluation import measure_folder, measure_records, metrics_table, write_csv, write_evaluation
@@ -43,8 +42,7 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Path]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    written = exit_on_user_error(lambda: evaluate(cfg, Path(HydraConfig.get().runtime.output_dir)),
-                                 (MissingMandatoryValue,))
+    written = exit_on_user_error(lambda: evaluate(cfg, Path(HydraConfig.get().runtime.output_dir)))
     for name, path in written.items():
         print(f"{name}: {path}")
 

@@ -9,13 +9,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
 from complexface.atomic import write_text
 from complexface.errors import exit_on_user_error
-from complexface.faces import NoFaceError
-from complexface.retrieval import PromptError
-from complexface.weights import ModelFolderError
 
 
 def generate(cfg: DictConfig, run_dir: Path) -> dict:
@@ -35,8 +31,7 @@ def quote_prompt(argv: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    record = exit_on_user_error(lambda: generate(cfg, Path(HydraConfig.get().runtime.output_dir)),
-                                (MissingMandatoryValue, NoFaceError, ModelFolderError, PromptError))
+    record = exit_on_user_error(lambda: generate(cfg, Path(HydraConfig.get().runtime.output_dir)))
     if "recipe_id" in record:
         aus = ", ".join(f"{au}={v:g}" for au, v in record["aus"].items())
         print(f"recipe: {record['recipe_id']} (felt {record['felt']}, displayed {record['displayed']}) "

@@ -11,12 +11,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
 from complexface.atomic import write_text
-from complexface.data.datamodule import DatasetError
 from complexface.errors import exit_on_user_error
-from complexface.weights import ModelFolderError
 
 WANDB_ID = "wandb_run_id.txt"
 
@@ -75,8 +72,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    metrics = exit_on_user_error(lambda: train(cfg, Path(HydraConfig.get().runtime.output_dir)),
-                                 (MissingMandatoryValue, DatasetError, ModelFolderError))
+    metrics = exit_on_user_error(lambda: train(cfg, Path(HydraConfig.get().runtime.output_dir)))
     if metrics["global_rank"] == 0:
         print(json.dumps(metrics, indent=1))
 

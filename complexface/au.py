@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from complexface.errors import UserError
+
 MAX_INTENSITY = 10.0
 """Largest |intensity| accepted (MagicFace's recommended range)."""
 SAFE_INTENSITY = 5.0
@@ -68,7 +70,7 @@ EDITABLE: tuple[str, ...] = tuple(u.key for u in _UNITS if u.editable)
 """The 12 editable AUs in MagicFace order: AU1 AU2 AU4 AU5 AU6 AU9 AU12 AU15 AU17 AU20 AU25 AU26."""
 
 
-class AUError(ValueError):
+class AUError(UserError, ValueError):
     """A user-facing problem with an AU edit."""
 
 
@@ -186,7 +188,8 @@ def parse_edit(spec: object) -> AUEdit:
     """Parse one edit from text, a mapping, a ``(names, values)`` pair or an AUEdit.
 
     Accepted text: ``"AU6+AU12=3+3"``, ``"AU4=-2"``, ``"AU12=3,AU6=2"``, ``"AU12:3 AU6:2"``,
-    ``"neutral"``; ``:`` works wherever ``=`` does (handy in Hydra overrides, which reserve ``=``). Raises AUError with the list of valid AUs on any mistake.
+    ``"neutral"``; ``:`` works wherever ``=`` does (handy in Hydra overrides, which reserve ``=``).
+    Raises AUError with the list of valid AUs on any mistake.
     """
     if isinstance(spec, AUEdit):
         return spec

@@ -1,4 +1,8 @@
-"""Telling user mistakes (one readable line) from bugs (a stack trace)."""
+"""Telling user mistakes (one readable line) from bugs (a stack trace).
+
+A leaf module: every module that raises a user-facing error subclasses ``UserError`` next to the code
+that raises it, and the entry scripts catch that one base class.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +11,38 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from complexface.au import AUError
-from complexface.editors.magicface import MagicFaceWeightsError
-from complexface.expressions import CatalogError
-from complexface.faces import FaceSetError, ImageError
-from complexface.measure.identity import IdentityModelError
-from complexface.settings import SettingError
-
 T = TypeVar("T")
 
-USER_ERRORS: tuple[type[BaseException], ...] = (AUError, CatalogError, FaceSetError, ImageError, IdentityModelError,
-                                                 MagicFaceWeightsError, SettingError)
+
+class UserError(Exception):
+    """A mistake in what was asked for or given (an unknown AU, a bad setting, a missing file or folder):
+    its message is one sentence that says what to do, printed without a stack trace."""
 
 
-def user_error(err: BaseException, extra: tuple[type[BaseException], ...] = ()) -> BaseException | None:
+def _config_error(err: BaseException) -> bool:
+    """A mandatory config value left unset (``???``) is a user mistake too (checked without importing the
+    config library)."""
+    kind = type(err)
+    return kind.__name__ == "MissingMandatoryValue" and kind.__module__.startswith("omegaconf")
+
+
+def user_error(err: BaseException) -> BaseException | None:
     """The user-facing error behind ``err`` (following ``__cause__`` through wrappers such as a
     config framework's instantiation error), or None if it is a bug."""
-    kinds = USER_ERRORS + extra
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, kinds):
+        if isinstance(seen, UserError) or _config_error(seen):
             return seen
         seen = seen.__cause__
     return None
 
 
-def exit_on_user_error(call: Callable[[], T], extra: tuple[type[BaseException], ...] = ()) -> T:
+def exit_on_user_error(call: Callable[[], T]) -> T:
     """Run ``call``; a user mistake prints ``error: <one line>`` and exits with status 2, a bug raises."""
     try:
         return call()
     except Exception as err:
-        cause = user_error(err, extra)
+        cause = user_error(err)
         if cause is None:
             raise
         print(f"error: {config_key(err, cause)}{cause}", file=sys.stderr)

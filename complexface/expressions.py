@@ -9,13 +9,14 @@ from pathlib import Path
 import yaml
 
 from complexface.au import AUS, AUEdit, AUError, parse_edit
+from complexface.errors import UserError
 from complexface.sweep import EditPlan
 
 CATALOG = Path(__file__).resolve().parent / "assets" / "expressions.yaml"
 LANGUAGES = ("en", "ja")
 
 
-class CatalogError(ValueError):
+class CatalogError(UserError, ValueError):
     """A recipe or catalog that cannot be used; the message names the recipe and the field."""
 
 

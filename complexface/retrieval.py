@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from complexface.errors import UserError
 from complexface.expressions import Recipe, load_catalog
 
 
-class PromptError(ValueError):
+class PromptError(UserError, ValueError):
     """The prompt cannot be used (e.g. it is empty); the message says what to write."""
 
 

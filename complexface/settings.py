@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from complexface.errors import UserError
 
-class SettingError(ValueError):
+
+class SettingError(UserError, ValueError):
     """A setting is outside what it allows; the message names it, its allowed values and what was given."""
 
 

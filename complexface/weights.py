@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from complexface.errors import UserError
+
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD15_FILES = ("scheduler/scheduler_config.json", "tokenizer/vocab.json|tokenizer.json",
               "tokenizer/merges.txt|tokenizer.json", "text_encoder/config.json",
@@ -26,7 +28,7 @@ CLIP_FILES = ("config.json", "model.safetensors|pytorch_model.bin", "tokenizer.j
 LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
-class ModelFolderError(FileNotFoundError):
+class ModelFolderError(UserError, FileNotFoundError):
     """A local model folder (text tower, CLIP, Stable Diffusion, LoRA) is missing or incomplete; the message
     says what to pass."""
 

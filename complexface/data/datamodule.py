@@ -21,6 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from complexface.data.imagefolder import SPLITS
+from complexface.errors import UserError
 from complexface.models.features import FaceFeatures
 from complexface.settings import require
 
@@ -30,7 +31,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class DatasetError(FileNotFoundError):
+class DatasetError(UserError, FileNotFoundError):
     """The dataset folder is missing or incomplete; the message says how to build it."""
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from complexface.errors import UserError
 from complexface.faces.image_io import IMAGE_SUFFIXES
 
 UNLABELED = "unlabeled"
@@ -23,7 +24,7 @@ class FaceEntry:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
-class FaceSetError(ValueError):
+class FaceSetError(UserError, ValueError):
     """A face set that cannot be read."""
 
 

@@ -9,11 +9,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from complexface.atomic import atomic_write
+from complexface.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """A photo that cannot be used, with a message that says what to do."""
 
 
@@ -68,7 +69,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{path.name} is corrupt or truncated ({err}); re-export or replace it") from None
     if min(rgb.shape[:2]) < 32:
-        raise ImageError(f"{path.name} is only {rgb.shape[1]}x{rgb.shape[0]} px; use a photo at least 128 px on each side")
+        raise ImageError(f"{path.name} is only {rgb.shape[1]}x{rgb.shape[0]} px; "
+                         "use a photo at least 128 px on each side")
     return np.ascontiguousarray(rgb)
 
 

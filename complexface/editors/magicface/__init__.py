@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from complexface.errors import UserError
 
-class MagicFaceWeightsError(FileNotFoundError):
+
+class MagicFaceWeightsError(UserError, FileNotFoundError):
     """MagicFace or SD 1.5 weights are missing, unreadable or do not match the architecture."""
 
 
