@@ -6,19 +6,25 @@ MediaPipe landmarks (the box dlib's own HOG detector would give: side 2.31 IOD, 
 0.48 IOD below the eye midpoint, fitted on the bundled portraits). Euclidean distance below
 ``SAME_PERSON_THRESHOLD`` = 0.6 means "same person" (dlib's threshold, 99.38% on LFW).
 
-``ArcFaceIdentity``: any local ArcFace-style ONNX model (112x112 RGB input normalised to
-[-1, 1], one embedding output), on the standard 5-point ArcFace alignment; cosine distance.
-Nothing is downloaded.
+``ArcFaceIdentity``: the recognition model of a local insightface model pack (or one recognition
+``.onnx``), loaded by insightface's model zoo and run on insightface's 5-point ``norm_crop``
+alignment of our MediaPipe eye centres, nose tip and mouth corners; cosine distance, no threshold
+claimed. Nothing is downloaded.
+
+Both check their model files when constructed (so a bad path fails before a sweep starts) and load
+the models on first use; pickled copies (sweep workers) reload them.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from complexface.errors import UserError
 from complexface.faces.landmarks import IRIS_CENTERS, Landmarks
 
 SAME_PERSON_THRESHOLD = 0.6
@@ -26,13 +32,17 @@ SAME_PERSON_THRESHOLD = 0.6
 DLIB_FILES = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
 BOX_SIDE_IOD, BOX_DROP_IOD = 2.31, 0.48
 """dlib HOG-detector box in 3D inter-ocular distances (mean over the bundled portraits; sd 0.16, 0.11)."""
-ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                             [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
-"""Where ArcFace expects the eyes, nose tip and mouth corners in its 112x112 input (image-left first)."""
 ARCFACE_POINTS = (468, 473, 1, 61, 291)
+"""MediaPipe points in insightface's 5-point order: eye centres (image-left first), nose tip, mouth corners."""
+ARCFACE_EXPECTED = ("w600k_r50.onnx (buffalo_l's recognition model; or another recognition .onnx: "
+                    "square input of 112 px or more, one embedding output)")
+ARCFACE_SOURCE = ("insightface model packs: https://github.com/deepinsight/insightface/tree/master/model_zoo; "
+                  "unzip buffalo_l into ~/.insightface/models/buffalo_l and pass that folder "
+                  "(or its w600k_r50.onnx) as model_path")
+ONNX_PROVIDERS = ["CPUExecutionProvider"]
 
 
-class IdentityModelError(FileNotFoundError):
+class IdentityModelError(UserError, FileNotFoundError):
     """A face-identity model file is missing; the message names it and where it was looked for."""
 
 
@@ -73,33 +83,37 @@ def face_box(landmarks: Landmarks) -> tuple[int, int, int, int]:
 
 
 class DlibIdentity:
-    """dlib ResNet face embeddings (128-d); the models load on first use.
+    """dlib ResNet face embeddings (128-d); the files are checked at construction, the models load on first use.
 
     ``model_dir`` holds the two ``DLIB_FILES``; default: the ``face_recognition_models`` package.
     ``jitters`` > 0 averages that many jittered chips (slower, slightly more stable).
     """
 
-    threshold = SAME_PERSON_THRESHOLD
+    threshold: float | None = SAME_PERSON_THRESHOLD
 
     def __init__(self, model_dir: str | Path | None = None, jitters: int = 0) -> None:
-        self.model_dir = Path(model_dir) if model_dir is not None else default_dlib_dir()
+        self.model_dir = Path(model_dir).expanduser() if model_dir is not None else default_dlib_dir()
         self.jitters = jitters
+        paths = [self.model_dir / name for name in DLIB_FILES] if self.model_dir else []
+        if not paths or not all(p.is_file() for p in paths):
+            where = str(self.model_dir) if self.model_dir else "(face_recognition_models is not installed)"
+            raise IdentityModelError(
+                f"dlib identity model files missing: expected {' and '.join(DLIB_FILES)} in {where}; "
+                "install them with `pip install face-recognition-models` "
+                "or pass model_dir=<folder with the .dat files>"
+            )
+        self.paths = paths
         self._models: tuple | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_models": None}
 
     def _load(self) -> tuple:
         if self._models is None:
-            paths = [self.model_dir / name for name in DLIB_FILES] if self.model_dir else []
-            missing = [p for p in paths if not p.is_file()]
-            if not paths or missing:
-                where = str(self.model_dir) if self.model_dir else "(face_recognition_models is not installed)"
-                raise IdentityModelError(
-                    f"dlib identity model files missing: expected {' and '.join(DLIB_FILES)} in {where}; "
-                    "install them with `pip install face-recognition-models` "
-                    "or pass model_dir=<folder with the .dat files>"
-                )
             import dlib
 
-            self._models = (dlib.shape_predictor(str(paths[0])), dlib.face_recognition_model_v1(str(paths[1])))
+            predictor, recognizer = (str(p) for p in self.paths)
+            self._models = (dlib.shape_predictor(predictor), dlib.face_recognition_model_v1(recognizer))
         return self._models
 
     def embed(self, image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
@@ -112,40 +126,93 @@ class DlibIdentity:
         shape = predictor(rgb, rect)
         return np.asarray(model.compute_face_descriptor(rgb, shape, self.jitters), np.float64)
 
+    def distance(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Euclidean distance between two embeddings (same person below ``threshold``)."""
+        return float(distance(a, b))
+
     def same_person(self, a: np.ndarray, b: np.ndarray) -> bool:
-        return distance(a, b) < self.threshold
+        return self.distance(a, b) < self.threshold
+
+
+def _insightface_model(path: Path, task: str | None = None) -> Any:
+    """insightface's model for an .onnx file (routed by its input shape) or, with ``task``, a manifest pack folder."""
+    from insightface.model_zoo import get_model
+
+    return get_model(str(path), model_task=task, providers=ONNX_PROVIDERS)
 
 
 class ArcFaceIdentity:
-    """Embeddings from a local ArcFace-style ONNX model (e.g. insightface's ``w600k_r50.onnx``)."""
+    """ArcFace embeddings from a local insightface recognition model; cosine distance, no threshold claimed.
+
+    ``model_path``: an insightface model pack folder (e.g. ``buffalo_l``; its recognition model is found the way
+    insightface's ``FaceAnalysis`` finds it) or one recognition ``.onnx`` (e.g. ``w600k_r50.onnx``). The model is
+    found at construction (IdentityModelError listing the expected files otherwise); nothing is downloaded.
+    """
+
+    threshold: float | None = None
 
     def __init__(self, model_path: str | Path) -> None:
-        self.model_path = Path(model_path)
-        if not self.model_path.is_file():
-            raise IdentityModelError(
-                f"ArcFace ONNX model not found: {self.model_path}; pass the path of a local .onnx file "
-                "(112x112 RGB input, one embedding output); nothing is downloaded"
-            )
-        self._session = None
+        self.model_path = Path(model_path).expanduser()
+        self._model, self._source = self._find()
 
-    def _load(self):
-        if self._session is None:
-            import onnxruntime
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_model": None}
 
-            self._session = onnxruntime.InferenceSession(str(self.model_path), providers=["CPUExecutionProvider"])
-        return self._session
+    def _find(self) -> tuple[Any, tuple[Path, str | None]]:
+        """insightface's recognition model at ``model_path`` and how to load it again; IdentityModelError if none."""
+        from insightface.model_zoo import RECOGNITION_TASK, has_model_package_manifest, load_model_package
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidProtobuf
+
+        path = self.model_path
+        if path.is_dir() and has_model_package_manifest(path):  # insightface's task-aware pack format
+            task = load_model_package(path).tasks.get(RECOGNITION_TASK)
+            if task is not None and task.path.is_file():
+                return _insightface_model(path, RECOGNITION_TASK), (path, RECOGNITION_TASK)
+            raise self._error({"manifest.json": ("ok", "the pack's manifest")}, task.file if task else None)
+        found: dict[str, tuple[str, str]] = {}
+        for file in [path] if path.is_file() else sorted(path.glob("*.onnx")) if path.is_dir() else []:
+            try:
+                model = _insightface_model(file) if file.suffix == ".onnx" else None
+            except (Fail, InvalidArgument, InvalidProtobuf) as err:
+                found[file.name] = ("BROKEN", f"onnxruntime cannot read it ({type(err).__name__}): a partial download?")
+                continue
+            task = getattr(model, "taskname", None)
+            if task == RECOGNITION_TASK:
+                return model, (file, None)
+            found[file.name] = ("ok", f"a {task} model, not used" if task else "not a model insightface knows")
+        raise self._error(found, path.name if path.suffix == ".onnx" and not path.exists() else None)
+
+    def _error(self, found: dict[str, tuple[str, str]], expected: str | None) -> IdentityModelError:
+        """IdentityModelError listing the files ``model_path`` holds and the recognition model it lacks."""
+        state = "a folder" if self.model_path.is_dir() else "a file" if self.model_path.exists() else "not found"
+        lines = [f"no ArcFace recognition model at {self.model_path} ({state}); expected these files:"]
+        lines += [f"  {status:8} {name} ({note})" for name, (status, note) in found.items()]
+        lines.append(f"  {'MISSING':8} {expected or ARCFACE_EXPECTED}")
+        lines.append(f"  get them from {ARCFACE_SOURCE}; nothing is downloaded")
+        return IdentityModelError("\n".join(lines))
+
+    @property
+    def model(self) -> Any:
+        """insightface's ``ArcFaceONNX`` (loaded again in an unpickled copy)."""
+        if self._model is None:
+            self._model = _insightface_model(*self._source)
+        return self._model
 
     @staticmethod
-    def aligned_chip(image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
-        """112x112 RGB chip with the eyes, nose tip and mouth corners on ARCFACE_TEMPLATE."""
-        points = landmarks.points[list(ARCFACE_POINTS), :2].astype(np.float32)
-        matrix, _ = cv2.estimateAffinePartial2D(points, ARCFACE_TEMPLATE, method=cv2.LMEDS)
-        return cv2.warpAffine(np.ascontiguousarray(image[..., :3]), matrix, (112, 112), borderValue=0)
+    def aligned_chip(image: np.ndarray, landmarks: Landmarks, size: int = 112) -> np.ndarray:
+        """``size`` x ``size`` RGB chip from insightface's ``norm_crop`` on our 5 ``ARCFACE_POINTS``."""
+        from insightface.utils import face_align
+
+        kps = landmarks.points[list(ARCFACE_POINTS), :2].astype(np.float32)
+        return face_align.norm_crop(np.ascontiguousarray(image[..., :3]), landmark=kps, image_size=size)
 
     def embed(self, image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
         """L2-normalised embedding of the face at ``landmarks`` in an RGB uint8 ``image``."""
-        session = self._load()
-        chip = self.aligned_chip(image, landmarks).astype(np.float32)
-        blob = ((chip - 127.5) / 127.5).transpose(2, 0, 1)[None]
-        output = session.run(None, {session.get_inputs()[0].name: blob})[0].reshape(-1).astype(np.float64)
+        chip = self.aligned_chip(image, landmarks, self.model.input_size[0])
+        # get_feat takes BGR chips (as cv2.imread gives) and swaps them to the RGB the model expects
+        output = self.model.get_feat(cv2.cvtColor(chip, cv2.COLOR_RGB2BGR)).reshape(-1).astype(np.float64)
         return output / max(float(np.linalg.norm(output)), 1e-12)
+
+    def distance(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Cosine distance between two embeddings (no same-person threshold is claimed)."""
+        return float(cosine_distance(a, b))
