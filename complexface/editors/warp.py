@@ -6,14 +6,15 @@ Design
   drops out), ``v`` down, unit = inter-ocular distance. Each AU is a sum of smooth compact bumps
   and curve bands anchored to its landmarks (brows, lids, cheeks, nose wings, lip corners, chin,
   the inner-lip seam), designed at intensity 3 and linear in intensity; the two sides mirror
-  (the far half of a turned head is narrowed). Fields fade to zero at the face outline, so hair
-  and background stay still.
+  (the far half of a turned head is narrowed). Fields fade to zero inside the face region
+  (``complexface.faces.align.face_mask``), so hair and background stay exactly still.
 - Per face (cached) each AU's field is evaluated once on a coarse grid (``grid_step`` px). An
   edit is ``sum(intensity x field)``; where a grid cell would keep less than ``min_jacobian`` of
   its area the displacement is attenuated smoothly around it (scaling the whole edit down is the
   guaranteed fallback), so the warp stays one-to-one: a brow pushed too far stops above the lid.
   The forward map is inverted on the coarse grid (Newton with a bisection fallback), upsampled,
-  and applied with one ``cv2.remap`` over the window the edit touches.
+  and applied with one ``cv2.remap`` over the window the edit touches
+  (``complexface.editors.displacement``).
 - Lip parting (AU25, AU26) moves the two lips on either side of the inner-lip seam; the seam
   band the warp stretches open is painted as a dark cavity with a hint of upper teeth. In a
   mouth that is already open the seam follows the darkest line between the lips, so its real
@@ -34,14 +35,13 @@ import numpy as np
 
 from complexface.au import EDITABLE, AUEdit
 from complexface.editors.base import Editor
-from complexface.faces.align import AlignedFace
-from complexface.faces.landmarks import FACE_OVAL, IRIS_CENTERS, Landmarks
+from complexface.editors.displacement import cap, jacobian, sample, upsample, warp_window
+from complexface.faces.align import FACE_MARGIN, JAW_DROP_ROOM, AlignedFace, face_core
+from complexface.faces.landmarks import FACE_OVAL, IRIS_CENTERS, LOWER_INNER_LIP, UPPER_INNER_LIP, Landmarks
 from complexface.settings import require
 
 DESIGN_INTENSITY = 3.0
 """The AU fields below give the motion at this intensity (face units); they scale linearly."""
-JAW_DROP_ROOM = 0.4
-"""How far (face units) below the face oval a jaw drop may move the chin."""
 
 # (image-left, image-right) landmark lists; image-left is the subject's right side.
 BROW = ((70, 63, 105, 66, 107), (300, 293, 334, 296, 336))
@@ -51,8 +51,6 @@ LOWER_LID = ((33, 7, 163, 144, 145, 153, 154, 155, 133), (263, 249, 390, 373, 37
 CHEEK = ((117, 118, 101, 50), (346, 347, 330, 280))
 NOSE_WING = ((49, 129, 48, 64, 102), (279, 358, 278, 294, 331))
 LIP_CORNER = (61, 291)
-UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
-LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 UPPER_LIP_MID = (0, 13)
 LOWER_LIP_MID = (14, 17)
 CHIN_BOSS = (18, 200, 199)
@@ -62,7 +60,7 @@ SIDES = (-1, 1)
 TOOTH_EDGES = np.array([0.0, 0.36, 0.6, 0.76])
 """Gaps between the upper incisors and canines, in half mouth widths from the centre (frontal view)."""
 OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
-INNER_LIPS = UPPER_INNER + LOWER_INNER[-2:0:-1]
+INNER_LIPS = UPPER_INNER_LIP + LOWER_INNER_LIP[-2:0:-1]
 WRINKLE_DEPTH = 0.22
 """Darkening at the centre of a wrinkle at intensity 5 (multiplicative)."""
 EASE = 0.25
@@ -137,6 +135,7 @@ class Geometry:
     """One face's landmarks and coarse grid in face units, with the field primitives."""
 
     def __init__(self, image: np.ndarray, landmarks: Landmarks, step: int) -> None:
+        self.landmarks = landmarks
         self.frame = FaceFrame.of(landmarks)
         self.uv = self.frame.to_uv(landmarks.xy)
         self.step = step
@@ -148,21 +147,22 @@ class Geometry:
         self._fit_mouth(image)
 
     def face_gate(self, drop: float = 0.0, inside: float = 0.08, outside: float = 0.06) -> np.ndarray:
-        """1 inside the face outline, fading to 0 from ``inside`` within it to ``outside`` beyond it.
+        """1 inside the face region's core, fading to 0 from ``inside`` within its outline to ``outside``
+        beyond it (face units), and in any case before ``face_mask``'s boundary.
 
-        The outline is the hull of all landmarks (on a turned head the far cheek bulges past the
-        mesh's face oval). ``drop`` (face units) extends it downwards, for motions that lengthen
-        the face. Multiplying a field by this keeps hair and background still.
+        The core is ``face_core``: the hull of all landmarks, swept ``drop`` face units down for motions
+        that lengthen the face. A pixel outside ``face_mask`` lies at least its margin (less a pixel)
+        from the core, and its motion is interpolated from grid nodes within ``step * sqrt(2)`` of it,
+        sampled half a pixel off their centres: the gate is 0 at all of them, so a field multiplied by
+        it leaves every pixel outside ``face_mask`` (hair, background) unchanged.
         """
-        hull = cv2.convexHull(self.frame.to_xy(self.uv).astype(np.float32))[:, 0]
-        mask = np.zeros((self.U.shape[0] * self.step,) * 2, np.uint8)
-        cv2.fillPoly(mask, [np.round(hull * 16).astype(np.int32)], 1, shift=4)
-        if drop:
-            length = 2 * round(drop * self.frame.unit) + 1
-            mask = cv2.dilate(mask, np.ones((length, 1), np.uint8), anchor=(0, length - 1))
-        signed = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 5) - cv2.distanceTransform(mask, cv2.DIST_L2, 5)
-        signed = signed[self.step // 2::self.step, self.step // 2::self.step] / self.frame.unit
-        return falloff((signed + inside) / (inside + outside))
+        unit = self.frame.unit
+        core = face_core(self.landmarks, self.U.shape[0] * self.step, drop)
+        signed = (cv2.distanceTransform(1 - core, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+                  - cv2.distanceTransform(core, cv2.DIST_L2, cv2.DIST_MASK_PRECISE))
+        signed = signed[self.step // 2::self.step, self.step // 2::self.step]
+        reach = min(outside * unit, FACE_MARGIN * self.landmarks.width - self.step * math.sqrt(2) - 2)
+        return falloff((signed + inside * unit) / (inside * unit + reach))
 
     def at(self, ids: Sequence[int] | int) -> np.ndarray:
         """Mean face-frame position of the given landmarks."""
@@ -234,8 +234,8 @@ class Geometry:
         """
         gray = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (0, 0), 1.5)
         mid = np.array([_darkest_between(gray, self.frame, self.uv[a], self.uv[b])
-                        for a, b in zip(UPPER_INNER, LOWER_INNER)])
-        self.mouth_gap = float(np.median(self.uv[list(LOWER_INNER), 1] - self.uv[list(UPPER_INNER), 1]))
+                        for a, b in zip(UPPER_INNER_LIP, LOWER_INNER_LIP)])
+        self.mouth_gap = float(np.median(self.uv[list(LOWER_INNER_LIP), 1] - self.uv[list(UPPER_INNER_LIP), 1]))
         order = np.argsort(mid[:, 0])
         u, v = mid[order, 0], mid[order, 1]
         self.seam_v = np.polyval(np.polyfit(u, v, 4), np.clip(self.U, u[0], u[-1]))
@@ -417,7 +417,7 @@ def au25(g: Geometry) -> np.ndarray:
 
 def au26(g: Geometry) -> np.ndarray:
     """Jaw drop: lower lip, chin and jaw go down, the mouth opens, the face lengthens."""
-    mid, seam, boss = g.at(LIP_CORNER)[0], g.at(LOWER_INNER)[1], g.at(CHIN_BOSS)[1]
+    mid, seam, boss = g.at(LIP_CORNER)[0], g.at(LOWER_INNER_LIP)[1], g.at(CHIN_BOSS)[1]
     below = min(0.75, float(g.V.max()) - boss - 0.05)
     jaw = g.box((mid - 0.3, mid + 0.3), (seam, boss), (0, 0.17),
                 fall_u=0.75, fall_up=seam - g.at(2)[1], fall_down=below)
@@ -437,124 +437,7 @@ def _sorted_uv(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points[order, 0], points[order, 1]
 
 
-# ---------------------------------------------------------------- displacement maths on the coarse grid
-
-
-def _sample(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of a grid field at grid coordinates (replicating the border)."""
-    return cv2.remap(field, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
-def cell_jacobian(disp: np.ndarray, step: int) -> np.ndarray:
-    """Smallest Jacobian determinant of x -> x + disp in each grid cell.
-
-    The map is bilinear inside a cell, where the determinant is affine, so its minimum over the
-    cell is at a corner: the cross product of the two cell edges meeting there.
-    """
-    pos = disp / step + np.stack(np.meshgrid(np.arange(disp.shape[1]), np.arange(disp.shape[0])), -1)
-    a, b, c, d = pos[:-1, :-1], pos[:-1, 1:], pos[1:, :-1], pos[1:, 1:]
-
-    def cross(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        return p[..., 0] * q[..., 1] - p[..., 1] * q[..., 0]
-
-    return np.minimum.reduce([cross(b - a, c - a), cross(b - a, d - b), cross(d - c, c - a), cross(d - c, d - b)])
-
-
-def jacobian(disp: np.ndarray, step: int) -> np.ndarray:
-    """(H, W, 4) Jacobian entries (dx/dx, dx/dy, dy/dx, dy/dy) of x -> x + disp at the grid nodes."""
-    dxy, dxx = np.gradient(disp[..., 0], step)
-    dyy, dyx = np.gradient(disp[..., 1], step)
-    return np.dstack([1 + dxx, dxy, dyx, 1 + dyy]).astype(np.float32)
-
-
-def invert(disp: np.ndarray, step: int, iterations: int = 6, tolerance: float = 0.05) -> np.ndarray:
-    """Backward displacement b with y + b + disp(y + b) = y at every grid node (to ``tolerance`` px).
-
-    Newton's method from the best of a few guesses along -disp(y), halving steps that do not
-    reduce the residual; nodes it leaves unsolved (deep inside a strongly stretched band such as
-    an opening mouth) are bracketed by bisection along -disp(y) and polished again.
-    """
-    gy, gx = np.indices(disp.shape[:2], dtype=np.float32)
-    solver = _Newton(disp, step, gx.ravel()[None], gy.ravel()[None])
-    back = solver.solve(solver.start(), iterations, tolerance)
-    bad = np.flatnonzero(np.einsum("...k,...k->...", solver.res, solver.res)[0] > tolerance**2)
-    if bad.size:
-        sub = _Newton(disp, step, solver.x[:, bad], solver.y[:, bad])
-        back[:, bad] = sub.solve(sub.bisect(), iterations, tolerance)
-    return back.reshape(disp.shape)
-
-
-class _Newton:
-    """Solves y + b + disp(y + b) = y for b at the points (x, y) (grid units, shape (1, N))."""
-
-    def __init__(self, disp: np.ndarray, step: int, x: np.ndarray, y: np.ndarray) -> None:
-        self.disp, self.jac, self.step, self.x, self.y = disp, jacobian(disp, step), step, x, y
-        self.res = np.zeros((*x.shape, 2), np.float32)
-
-    def at(self, field: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """A grid field sampled at the points displaced by ``b`` (pixels)."""
-        return _sample(field, self.x + b[..., 0] / self.step, self.y + b[..., 1] / self.step)
-
-    def residual(self, b: np.ndarray) -> np.ndarray:
-        return b + self.at(self.disp, b)
-
-    def start(self) -> np.ndarray:
-        """The best of b = -disp(y), -disp(y) / 2 and 0."""
-        d = self.at(self.disp, np.zeros_like(self.res))
-        back, self.res = _best_guess([-d, -0.5 * d, np.zeros_like(d)], self.residual)
-        return back
-
-    def bisect(self, steps: int = 14, reach: float = 3.0) -> np.ndarray:
-        """Root of the residual along b = -t disp(y), t in [0, reach], by bisection."""
-        d = self.at(self.disp, np.zeros_like(self.res))
-        lo, hi = np.zeros(self.x.shape, np.float32), np.full(self.x.shape, reach, np.float32)
-        for _ in range(steps):
-            mid = (lo + hi) / 2
-            ahead = np.einsum("...k,...k->...", self.residual(-mid[..., None] * d), d) > 0
-            lo, hi = np.where(ahead, mid, lo), np.where(ahead, hi, mid)
-        back = -((lo + hi) / 2)[..., None] * d
-        self.res = self.residual(back)
-        return back
-
-    def solve(self, back: np.ndarray, iterations: int, tolerance: float) -> np.ndarray:
-        """Newton steps from ``back`` (whose residual is ``self.res``), halved when they overshoot."""
-        res = self.res
-        for _ in range(iterations):
-            if np.abs(res).max() < tolerance:
-                break
-            j = self.at(self.jac, back)
-            det = j[..., 0] * j[..., 3] - j[..., 1] * j[..., 2]
-            delta = np.stack([j[..., 3] * res[..., 0] - j[..., 1] * res[..., 1],
-                              j[..., 0] * res[..., 1] - j[..., 2] * res[..., 0]], -1) / det[..., None]
-            back, res = _best_guess([back, back - delta, back - 0.5 * delta], self.residual, (back, res))
-        self.res = res
-        return back
-
-
-def _best_guess(guesses: list[np.ndarray], residual: Callable[[np.ndarray], np.ndarray],
-                known: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per node, the guess with the smallest residual (``known`` gives the first one's residual)."""
-    best, best_res = known if known is not None else (guesses[0], residual(guesses[0]))
-    best_norm = np.einsum("...k,...k->...", best_res, best_res)
-    for guess in guesses[1:]:
-        res = residual(guess)
-        norm = np.einsum("...k,...k->...", res, res)
-        better = norm < best_norm
-        best, best_res = np.where(better[..., None], guess, best), np.where(better[..., None], res, best_res)
-        best_norm = np.minimum(norm, best_norm)
-    return best, best_res
-
-
-def upsample(field: np.ndarray, r0: int, c0: int, step: int, size: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Bilinear full-resolution version of a coarse field whose first node is grid cell (r0, c0).
-
-    Returns the pixel block (clipped to the crop) and its top-left pixel (y0, x0).
-    """
-    rows, cols = field.shape[:2]
-    up = cv2.resize(field, (cols * step, rows * step), interpolation=cv2.INTER_LINEAR)
-    y0, x0 = r0 * step, c0 * step
-    return up[: min(size, (r0 + rows) * step) - y0, : min(size, (c0 + cols) * step) - x0], (y0, x0)
+# ---------------------------------------------------------------- grid windows
 
 
 def _support(field: np.ndarray, margin: int) -> tuple[int, int, int, int]:
@@ -614,8 +497,8 @@ class MouthModel:
         light = min(1.0, 0.45 + 0.55 * float(bright.mean()) / 220)
         teeth = 0.8 * np.array([228.0, 220, 204]) * light + 0.2 * bright if geometry.mouth_gap < 0.02 else None
         offsets = np.zeros_like(xy)
-        offsets[list(UPPER_INNER[1:-1])] = -1.5 * step * geometry.frame.ey
-        offsets[list(LOWER_INNER[1:-1])] = 1.5 * step * geometry.frame.ey
+        offsets[list(UPPER_INNER_LIP[1:-1])] = -1.5 * step * geometry.frame.ey
+        offsets[list(LOWER_INNER_LIP[1:-1])] = 1.5 * step * geometry.frame.ey
         across = (geometry.U - geometry.mouth_center) / geometry.mouth_half
         return cls(geometry.above_seam().astype(np.float32), geometry.span.astype(np.float32),
                    across.astype(np.float32), lip.astype(np.float32), teeth, geometry.frame.unit,
@@ -628,7 +511,7 @@ class MouthModel:
         x, y = gx + c0 + back[..., 0] / step, gy + r0 + back[..., 1] / step
         jac = jacobian(back, step)
         stretch = 1.0 / np.maximum(jac[..., 0] * jac[..., 3] - jac[..., 1] * jac[..., 2], 1e-3)
-        fields = np.dstack([_sample(self.above, x, y), _sample(self.span, x, y), stretch, _sample(self.across, x, y)])
+        fields = np.dstack([sample(self.above, x, y), sample(self.span, x, y), stretch, sample(self.across, x, y)])
         rows, cols = np.nonzero((fields[..., 2] > 1.15) & (fields[..., 1] > 0) & (np.abs(fields[..., 0] - 0.5) < 0.45))
         if rows.size == 0:
             return
@@ -794,15 +677,17 @@ class WarpEditor(Editor):
 
     ``grid_step``: coarse grid spacing in crop pixels; ``min_jacobian``: smallest allowed local area
     ratio of the warp (compression cap); ``wrinkles`` / ``mouth_interior``: shading and mouth
-    cavity synthesis on/off; ``cache_faces``: how many faces' precomputes to keep.
+    cavity synthesis on/off; ``cache_faces``: how many faces' precomputes to keep; ``lock``: regions
+    kept in their source shape (``Editor``).
     """
 
     name = "warp"
 
     def __init__(self, grid_step: int = 4, min_jacobian: float = 0.3, wrinkles: bool = True,
-                 mouth_interior: bool = True, cache_faces: int = 4) -> None:
+                 mouth_interior: bool = True, cache_faces: int = 4, lock: Sequence[str] = ()) -> None:
         require(grid_step >= 1 and 0 < min_jacobian < 1,
                 f"warp editor: grid_step must be >= 1 and min_jacobian in (0, 1), got {grid_step} and {min_jacobian}")
+        super().__init__(lock)
         self.grid_step = grid_step
         self.min_jacobian = min_jacobian
         self.wrinkles = wrinkles
@@ -812,7 +697,7 @@ class WarpEditor(Editor):
 
     # -- public API
 
-    def edit(self, face: AlignedFace, edits: Sequence[AUEdit], bg: np.ndarray | None = None) -> list[np.ndarray]:
+    def render(self, face: AlignedFace, edits: Sequence[AUEdit], bg: np.ndarray | None = None) -> list[np.ndarray]:
         work = self.prepare(face)
         return [self._render(face, work, edit) for edit in edits]
 
@@ -836,7 +721,7 @@ class WarpEditor(Editor):
             return None
         r0, r1, c0, c1 = _union([work.supports[k] for k in active])
         disp = sum(edit.values[k] * work.bases[k][r0:r1, c0:c1] for k in active)
-        return Motion(self._cap(disp.astype(np.float32)), (r0, r1, c0, c1))
+        return Motion(cap(disp.astype(np.float32), self.grid_step, self.min_jacobian), (r0, r1, c0, c1))
 
     def landmark_motion(self, face: AlignedFace, edit: AUEdit) -> np.ndarray:
         """(478, 2) displacement in crop pixels that the final (capped) warp gives each landmark.
@@ -880,50 +765,13 @@ class WarpEditor(Editor):
             supports[key] = _union(windows)
         return FaceWork(bases, supports, MouthModel.of(face, geometry, self.grid_step), wrinkles)
 
-    def _cap(self, disp: np.ndarray) -> np.ndarray:
-        """Attenuate the displacement smoothly around cells that would keep < min_jacobian of their area.
-
-        Falls back to scaling the whole edit down, which always succeeds (at 0 it is the identity).
-        """
-        step, tau = self.grid_step, self.min_jacobian
-        for _ in range(6):
-            det = cell_jacobian(disp, step)
-            if det.min() >= tau:
-                return disp
-            target = tau + 0.05
-            limit = np.where(det < target, (1 - target) / np.maximum(1 - det, 1e-6), 1.0).astype(np.float32)
-            node = np.ones(disp.shape[:2], np.float32)
-            for dy in (0, 1):
-                for dx in (0, 1):
-                    view = node[dy:dy + limit.shape[0], dx:dx + limit.shape[1]]
-                    np.minimum(view, limit, out=view)
-            alpha = cv2.GaussianBlur(cv2.erode(node, np.ones((9, 9), np.uint8)), (0, 0), 3.0)
-            disp = disp * alpha[..., None]
-        for scale in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0):
-            if cell_jacobian(scale * disp, step).min() >= tau:
-                break
-        return np.float32(scale) * disp
-
     def _render(self, face: AlignedFace, work: FaceWork, edit: AUEdit) -> np.ndarray:
         motion = self.motion(work, edit)
         if motion is None:
             return face.image.copy()
-        step = self.grid_step
-        r0, r1, c0, c1 = motion.window
-        back = invert(motion.disp, step)
+        r0, _, c0, _ = motion.window
         source = work.wrinkles.apply(face.image, edit) if self.wrinkles else face.image
-        out = face.image.copy()
-        window = (slice(r0 * step, min(face.size, r1 * step)), slice(c0 * step, min(face.size, c1 * step)))
-        out[window] = cv2.remap(source, *self._upsample(back, motion.window, face.size), cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+        out, back = warp_window(face.image, motion.disp, (r0, c0), self.grid_step, source)
         if self.mouth_interior:
-            work.mouth.paint(out, back, motion.window, step)
+            work.mouth.paint(out, back, motion.window, self.grid_step)
         return out
-
-    def _upsample(self, back: np.ndarray, window: tuple[int, int, int, int],
-                  size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Full-resolution absolute backward maps (x, y) for a coarse window of backward displacement."""
-        up, (y0, x0) = upsample(back, window[0], window[2], self.grid_step, size)
-        xs = np.arange(x0, x0 + up.shape[1], dtype=np.float32)[None, :]
-        ys = np.arange(y0, y0 + up.shape[0], dtype=np.float32)[:, None]
-        return up[..., 0] + xs, up[..., 1] + ys

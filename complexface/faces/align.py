@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from complexface.faces.landmarks import FACE_OVAL, Landmarks
+from complexface.faces.landmarks import Landmarks
 
 CROP_SIZE = 512
 BOX_SCALE = 1.5
@@ -38,7 +38,8 @@ def crop_matrix(landmarks: Landmarks, size: int = CROP_SIZE, box_scale: float = 
     return np.array([[scale, 0.0, size / 2 - scale * cx], [0.0, scale, size / 2 - scale * cy]])
 
 
-def warp_similarity(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+def warp_similarity(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int],
+                    border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
     """cv2.warpAffine for a similarity, area-downscaling first when it shrinks (no aliasing)."""
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if scale < 0.8:
@@ -57,19 +58,43 @@ def align(photo: np.ndarray, landmarks: Landmarks, size: int = CROP_SIZE, box_sc
     return AlignedFace(crop, landmarks.transformed(matrix), matrix)
 
 
-def face_mask(landmarks: Landmarks, size: int, grow: float = 0.08, scale: float = 1.0) -> np.ndarray:
-    """Float mask (``size`` x ``scale`` square) of the face oval grown by ``grow`` x face width."""
+FACE_MARGIN = 0.08
+"""How far the face region reaches beyond the landmarks' hull, in face widths."""
+JAW_DROP_ROOM = 0.8
+"""How far (inter-ocular distances) the face region reaches below the landmarks' hull: room for a dropped
+jaw (up to about half of this) and the skin below it that follows."""
+
+
+def face_core(landmarks: Landmarks, size: int, drop: float = JAW_DROP_ROOM, scale: float = 1.0) -> np.ndarray:
+    """uint8 0/1 mask (``size`` x ``scale`` square) of the convex hull of all landmarks, swept ``drop``
+    inter-ocular distances straight down. The hull, not the mesh's face oval: on a turned head the far
+    cheek bulges past the oval."""
     size = round(size * scale)
     mask = np.zeros((size, size), np.uint8)
-    oval = landmarks.points[FACE_OVAL, :2] * scale
-    cv2.fillPoly(mask, [np.round(oval).astype(np.int32)], 255)
+    hull = cv2.convexHull((landmarks.xy * scale).astype(np.float32))[:, 0]
+    cv2.fillPoly(mask, [np.round(hull * 16).astype(np.int32)], 1, shift=4)
+    length = round(drop * landmarks.interocular * scale)
+    if length > 0:
+        mask = cv2.dilate(mask, np.ones((length + 1, 1), np.uint8), anchor=(0, length))
+    return mask
+
+
+def face_mask(landmarks: Landmarks, size: int, grow: float = FACE_MARGIN, scale: float = 1.0,
+              drop: float = JAW_DROP_ROOM) -> np.ndarray:
+    """Float 0/1 mask (``size`` x ``scale`` square) of the face region: ``face_core`` grown by ``grow`` x face width.
+
+    The one face region: the background metric compares the pixels outside it, and the warp editor
+    leaves every pixel outside it unchanged (its motion fades to zero inside it).
+    """
+    core = face_core(landmarks, size, drop, scale)
     radius = max(1, round(grow * landmarks.width * scale))
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
-    return mask.astype(np.float32) / 255.0
+    mask = cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    return mask.astype(np.float32)
 
 
 def paste_mask(face: AlignedFace, edited: np.ndarray, threshold: float = 3.0) -> np.ndarray:
-    """Soft blend mask in crop space: the grown face oval plus wherever the edit changed pixels.
+    """Soft blend mask in crop space: the face region (without the jaw-drop room: a dropped jaw is among
+    the changed pixels) plus wherever the edit changed pixels.
 
     Computed at quarter resolution (the mask is smooth) and resized to the crop.
     """
@@ -79,7 +104,7 @@ def paste_mask(face: AlignedFace, edited: np.ndarray, threshold: float = 3.0) ->
     changed = (cv2.resize(diff, (small, small), interpolation=cv2.INTER_AREA) > threshold / 4).astype(np.uint8)
     radius = max(1, round(0.03 * face.landmarks.width * q))
     changed = cv2.dilate(changed, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
-    mask = np.maximum(face_mask(face.landmarks, face.size, scale=q), changed.astype(np.float32))
+    mask = np.maximum(face_mask(face.landmarks, face.size, scale=q, drop=0.0), changed.astype(np.float32))
     feather = max(0.5, 0.04 * face.landmarks.width * q)
     mask = cv2.GaussianBlur(mask, (0, 0), feather)
     ramp = np.clip(np.minimum(np.arange(small), small - 1 - np.arange(small)) / (2 * feather), 0, 1)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from complexface.errors import UserError
+
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -22,6 +24,9 @@ FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
 JAW_CONTOUR = [234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365,
                397, 288, 361, 323, 454]
 """Lower face contour from the image-left ear, past the chin (152), to the image-right ear."""
+UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+"""The inner-lip contours from the image-left to the image-right mouth corner (which they share)."""
 IRIS_CENTERS = (468, 473)
 EYE_CORNERS = ((33, 133), (362, 263))
 """(outer, inner) of the image-left eye, then (inner, outer) of the image-right eye."""
@@ -41,7 +46,7 @@ def silenced_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-class NoFaceError(ValueError):
+class NoFaceError(UserError, ValueError):
     """No usable face in a photo; the message says why and what to do."""
 
 
@@ -59,6 +64,13 @@ class Landmarks:
     def eye_centers(self) -> np.ndarray:
         """(2, 2): iris centres, image-left eye first."""
         return self.points[list(IRIS_CENTERS), :2]
+
+    @property
+    def down(self) -> np.ndarray:
+        """Unit vector (x, y) pointing down the face: perpendicular to the eye line."""
+        left, right = self.eye_centers
+        across = (right - left) / max(float(np.linalg.norm(right - left)), 1e-9)
+        return np.array([-across[1], across[0]])
 
     @property
     def interocular(self) -> float:
@@ -106,6 +118,10 @@ class LandmarkDetector:
         self.max_faces = max_faces
         self._detectors: list = []
         self._mesh = None
+
+    def __getstate__(self) -> dict:
+        """Picklable before and after use: the MediaPipe graphs are made again where it is unpickled."""
+        return {**self.__dict__, "_detectors": [], "_mesh": None}
 
     def _load(self) -> None:
         if self._mesh is not None:
@@ -155,7 +171,8 @@ class LandmarkDetector:
                 result = self._mesh.process(patch)
             if not result.multi_face_landmarks:
                 continue
-            pts = np.array([(p.x * side_px + left, p.y * side_px + top, p.z * side_px) for p in result.multi_face_landmarks[0].landmark])
+            pts = np.array([(p.x * side_px + left, p.y * side_px + top, p.z * side_px)
+                            for p in result.multi_face_landmarks[0].landmark])
             mesh = Landmarks(pts)
             if all(_iou(mesh.box, other.box) < 0.3 for other in faces):
                 faces.append(mesh)

@@ -8,6 +8,7 @@ neutral column shows that regeneration rather than the untouched input.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 
@@ -18,18 +19,28 @@ import torch
 from complexface.au import AUEdit
 from complexface.editors.base import Editor
 from complexface.editors.magicface.loading import check_checkpoint
-from complexface.editors.magicface.pipeline import MagicFacePipeline
+from complexface.editors.magicface.pipeline import FaceCondition, MagicFacePipeline
 from complexface.faces.align import AlignedFace
 from complexface.faces.condition import BackgroundCondition
-from complexface.settings import require
+from complexface.settings import SettingError, require
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    """``auto`` -> CUDA when available, else CPU; SettingError for a device this machine does not have."""
+    try:
+        chosen = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    except (RuntimeError, TypeError):
+        raise SettingError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    require(chosen.type in ("cpu", "cuda"), f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
+    if chosen.type == "cuda":
+        require(torch.cuda.is_available(),
+                f"device {device!r} asked for, but CUDA is not available here; use auto or cpu")
+        require(chosen.index is None or chosen.index < torch.cuda.device_count(),
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return chosen
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -55,7 +66,9 @@ class MagicFaceEditor(Editor):
 
     ``weights``: folder with ``ID_enc/`` and ``denoising_unet/``; ``base_model``: SD 1.5 folder.
     Missing files or UNet tensors that do not fit raise MagicFaceWeightsError here, at
-    construction (only file headers are read), before any work starts.
+    construction (only file headers are read), before any work starts; so does an unknown ``dtype``
+    or an unavailable ``device`` (SettingError). The identity-encoder pass of the last face is kept,
+    so editing the same face again (a closed loop's next iteration) skips it.
     """
 
     name = "magicface"
@@ -63,17 +76,20 @@ class MagicFaceEditor(Editor):
 
     def __init__(self, weights: str | os.PathLike | None = None, base_model: str | os.PathLike | None = None,
                  steps: int = 50, guidance: float = 1.5, dtype: str = "auto", device: str = "auto",
-                 batch_size: int = 8, seed: int = 424, own_queries: bool = True) -> None:
+                 batch_size: int = 8, seed: int = 424, own_queries: bool = True, lock: Sequence[str] = ()) -> None:
         self.weights, self.base_model = check_checkpoint(weights, base_model)
         require(steps >= 1 and batch_size >= 1,
                 f"magicface editor: steps and batch_size must be positive, got {steps} and {batch_size}")
+        resolve_dtype(dtype, resolve_device(device))  # a bad dtype or device stops the job before any work
+        super().__init__(lock)
         self.steps, self.guidance, self.batch_size, self.seed = steps, guidance, batch_size, seed
         self.dtype, self.device, self.own_queries = dtype, device, own_queries
         self._pipe: MagicFacePipeline | None = None
         self._bg: BackgroundCondition | None = None
+        self._encoded: tuple[bytes, FaceCondition] | None = None
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_pipe": None, "_bg": None}
+        return {**super().__getstate__(), "_pipe": None, "_bg": None, "_encoded": None}
 
     @property
     def pipe(self) -> MagicFacePipeline:
@@ -92,15 +108,23 @@ class MagicFaceEditor(Editor):
         generator = torch.Generator("cpu").manual_seed(self.seed)
         return torch.randn((1, pipe.denoiser.config.out_channels, size, size), generator=generator)
 
-    def edit(self, face: AlignedFace, edits: Sequence[AUEdit], bg: np.ndarray | None = None) -> list[np.ndarray]:
+    def encoded(self, face: AlignedFace, bg: np.ndarray) -> FaceCondition:
+        """The face's identity-encoder pass and condition latents (kept for the last face and bg)."""
+        key = hashlib.blake2b(b"".join([np.ascontiguousarray(a).tobytes() + str(a.shape).encode()
+                                        for a in (face.image, bg)])).digest()
+        if self._encoded is None or self._encoded[0] != key:
+            size = self.pipe.resolution
+            self._encoded = (key, self.pipe.encode_face(resize(face.image, size), resize(bg, size)))
+        return self._encoded[1]
+
+    def render(self, face: AlignedFace, edits: Sequence[AUEdit], bg: np.ndarray | None = None) -> list[np.ndarray]:
         """One uint8 crop of ``face.image``'s size per edit; ``bg`` defaults to BackgroundCondition's."""
         if not edits:
             return []
         if bg is None:
             self._bg = self._bg or BackgroundCondition()
             bg = self._bg(face)
-        size = self.pipe.resolution
-        encoded = self.pipe.encode_face(resize(face.image, size), resize(bg, size))
+        encoded = self.encoded(face, bg)
         noise = self.noise()
         outputs: list[np.ndarray] = []
         for start in range(0, len(edits), self.batch_size):
