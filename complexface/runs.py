@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -92,14 +91,20 @@ class Manifest:
         return iter(self.records.values())
 
     def summary(self) -> dict:
-        """Counts of ok/failed items and the failure reasons with the faces they hit."""
-        status = Counter(r.status for r in self)
+        """Counts of items that were edited (and measured, where measured) without a problem, of failed
+        items (editing or measuring failed: ``measure_failed`` says how many of them were measured in
+        vain), and the failure reasons with the faces they hit."""
         reasons: dict[str, set[str]] = {}
+        measure_failed = 0
         for r in self:
-            if r.status == FAILED:
-                reasons.setdefault(r.reason, set()).add(r.face_file)
+            metrics = r.extra.get("metrics", {})
+            if r.status == FAILED or metrics.get("status") == FAILED:
+                reasons.setdefault(r.reason or metrics.get("reason", ""), set()).add(r.face_file)
+                measure_failed += r.status != FAILED
+        failed = sum(1 for r in self if r.status == FAILED) + measure_failed
         return {
-            "items": len(self.records), "ok": status[OK], "failed": status[FAILED],
+            "items": len(self.records), "ok": len(self.records) - failed, "failed": failed,
+            "measure_failed": measure_failed,
             "failures": [{"reason": k, "faces": sorted(v)} for k, v in sorted(reasons.items())],
         }
 

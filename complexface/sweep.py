@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from complexface.au import AUEdit, AUError, parse_edit
 from complexface.editors.base import Editor
 from complexface.faces import (
+    AlignedFace,
     BackgroundCondition,
     FaceEntry,
     FacePipeline,
@@ -93,8 +94,8 @@ def face_key(entry: FaceEntry, index: int) -> str:
 
 
 def _fail(entry: FaceEntry, edits: Sequence[AUEdit], reason: str, face_id: str | None = None, **kw) -> list[Record]:
-    return [Record(entry.path.name, face_id or entry.face_id, entry.group, dict(e.values), e.label, FAILED, reason, **kw)
-            for e in edits]
+    return [Record(entry.path.name, face_id or entry.face_id, entry.group, dict(e.values), e.label, FAILED, reason,
+                   **kw) for e in edits]
 
 
 def process_face(job: SweepJob, entry: FaceEntry, done: frozenset[tuple[str, str]] = frozenset()) -> list[Record]:
@@ -122,14 +123,15 @@ def process_face(job: SweepJob, entry: FaceEntry, done: frozenset[tuple[str, str
             if job.editor.needs_bg:
                 bg = job.bg_condition(face.aligned)
                 save_image(bg, job.run_dir / crop_dir / f"bg.{job.crop_format}")
-            outputs = job.editor.edit(face.aligned, pending, bg=bg)
+            outputs = job.editor.run(face.aligned, pending, bg=bg)
         except Exception as err:  # noqa: BLE001
             detail = traceback.format_exception_only(type(err), err)[-1].strip()
             records += _fail(entry, pending, f"editor {job.editor.name} failed: {detail}", fid, **common)
             continue
         per_edit = (time.perf_counter() - start) / len(pending)
-        measured = _measure(job.measurer, face.aligned.image, pending, outputs)
-        for edit, out, metrics in zip(pending, outputs, measured, strict=True):
+        measured = _measure(job, face.aligned, pending, [o.image for o in outputs])
+        for edit, edited, metrics in zip(pending, outputs, measured, strict=True):
+            out = edited.image
             crop = crop_dir / f"{edit.slug}.{job.crop_format}"
             photo = Path("photos") / fid / f"{edit.slug}.{job.photo_format}"
             save_image(out, job.run_dir / crop)
@@ -137,16 +139,18 @@ def process_face(job: SweepJob, entry: FaceEntry, done: frozenset[tuple[str, str
             records.append(Record(entry.path.name, fid, entry.group, dict(edit.values), edit.label, OK,
                                   crop=str(crop), photo=str(photo), seconds=round(per_edit, 5),
                                   extra={"placements": job.plan.placements(edit), "editor": job.editor.name,
-                                         **({"metrics": metrics} if metrics else {})}, **common))
+                                         **edited.details, **({"metrics": metrics} if metrics else {})}, **common))
     return records
 
 
-def _measure(measurer: EditMeasurer | None, image, edits: Sequence[AUEdit], outputs) -> list[dict]:
-    """Metrics per edit, or empty dicts; a measuring failure is recorded, never raised."""
-    if measurer is None:
+def _measure(job: SweepJob, face: AlignedFace, edits: Sequence[AUEdit], outputs) -> list[dict]:
+    """Metrics per edit (scored against the editor's true landmark motion when it knows it), or empty
+    dicts without a measurer; a measuring failure is recorded, never raised."""
+    if job.measurer is None:
         return [{} for _ in edits]
     try:
-        return measurer.measure(image, edits, outputs)
+        truth = [job.editor.landmark_motion(face, edit) for edit in edits] if job.editor.lock is None else None
+        return job.measurer.measure(face.image, edits, outputs, truth=truth)
     except Exception as err:  # noqa: BLE001
         return [{"status": "failed", "reason": f"measuring failed: {type(err).__name__}: {err}"} for _ in edits]
 

@@ -1,6 +1,7 @@
 """Measuring edits: landmark AU estimates, pose-free face geometry, background RMSE, identity distance."""
 
-from complexface.measure.au_estimate import UNITS, au_errors, au_mse, change, estimate, quantities
+from complexface.measure.au_change import COUPLED, UNITS, au_errors, au_mse, change, leakage_aus, motion
+from complexface.measure.au_estimate import estimate, quantities
 from complexface.measure.geometry import (
     background_rmse,
     frontalize,
@@ -20,7 +21,7 @@ from complexface.measure.identity import (
 )
 
 __all__ = [
-    "SAME_PERSON_THRESHOLD", "UNITS", "ArcFaceIdentity", "DlibIdentity", "IdentityModelError", "au_errors", "au_mse",
-    "background_rmse", "change", "cosine_distance", "distance", "estimate", "frontalize", "head_pose",
-    "load_template", "pose_change", "quantities", "shape_change", "shape_measures",
+    "COUPLED", "SAME_PERSON_THRESHOLD", "UNITS", "ArcFaceIdentity", "DlibIdentity", "IdentityModelError", "au_errors",
+    "au_mse", "background_rmse", "change", "cosine_distance", "distance", "estimate", "frontalize", "head_pose",
+    "leakage_aus", "load_template", "motion", "pose_change", "quantities", "shape_change", "shape_measures",
 ]

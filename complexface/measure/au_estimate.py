@@ -15,8 +15,9 @@ Quantities (heights are measured up from the eye-corner line):
   AU5  upper-lid centre height above the iris centre
   AU6  mean height of the lower-lid centre and upper-cheek points
   AU9  nostril-wing height above the nose tip / (eye-line to nose-tip length)  [ratio]
-  AU12 lip-corner height relative to the nose base (subnasale), positive part: ``max(d_lift, 0)``
-       (the nose base, not the mouth centre, so parting the lips does not read as a smile)
+  AU12 lip-corner height relative to the top of the upper lip (its vermilion border at the midline
+       and the two peaks of the Cupid's bow), positive part: ``max(d_lift, 0)``; the upper lip
+       stays when the lips part, so parting does not read as a smile
   AU15 the same height, negative part: ``max(-d_lift, 0)`` (AU12 and AU15 move the same
        landmark in opposite directions; landmarks only see the net)
   AU17 lower-lip bottom height above the chin bottom (menton): the chin boss pushes the lower
@@ -26,18 +27,16 @@ Quantities (heights are measured up from the eye-corner line):
   AU26 nose base (subnasale) to chin distance
 
 Absolute estimates carry each person's resting anatomy (about +-1 unit between neutral
-faces); ``change(source, edited)``, edited minus source, cancels it and is the measure to use
-for edits.
+faces). To judge an edit use ``au_change.change(source, edited)``, which reads how the source's
+own landmarks moved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
 
-from complexface.au import EDITABLE, parse_edit
 from complexface.measure.geometry import PointsLike, as_points, frontalize, load_template, squeeze
 
 # MediaPipe face-mesh indices, image-left side first.
@@ -50,6 +49,8 @@ LOWER_LID = ((145, 144, 153), (374, 373, 380))
 CHEEK = ((117, 118, 101, 50), (346, 347, 330, 280))
 ALAR = (129, 358)
 NOSE_TIP, SUBNASALE, CHIN, LOWER_LIP_BOTTOM = 1, 2, 152, 17
+UPPER_LIP_TOP = (0, 37, 267)
+"""The upper lip's vermilion border at the midline and the peaks of the Cupid's bow."""
 LIP_CORNERS = (61, 291)
 INNER_LIPS = ((82, 87), (13, 14), (312, 317))
 """(upper, lower) inner-lip pairs: left of centre, centre, right of centre."""
@@ -58,7 +59,8 @@ UNITS: dict[str, float] = {
     "AU1": 0.034, "AU2": 0.034, "AU4": 0.015, "AU5": 0.012, "AU6": 0.015, "AU9": 0.020,
     "AU12": 0.020, "AU15": 0.016, "AU17": 0.020, "AU20": 0.020, "AU25": 0.030, "AU26": 0.060,
 }
-"""Quantity change per FACS intensity step (IOD; a nose-length ratio for AU9). Sources in /tmp/measure_notes.md."""
+"""Quantity change per FACS intensity step (IOD; a nose-length ratio for AU9), from published facial-motion
+ranges (README, "How each quantity is measured")."""
 
 
 def _y(front: np.ndarray, ids) -> np.ndarray:
@@ -84,7 +86,7 @@ def quantities(faces: PointsLike) -> dict[str, np.ndarray]:
         "upper_lid": _y(front, IRIS) - _y(front, UPPER_LID),
         "cheek": (_height(front, LOWER_LID) + _height(front, CHEEK)) / 2,
         "nose_wing": (tip - _y(front, ALAR)) / (tip - _y(front, EYE_CORNERS)),
-        "corner_lift": _y(front, SUBNASALE) - corners[:, :, 1].mean(axis=1),
+        "corner_lift": _y(front, UPPER_LIP_TOP) - corners[:, :, 1].mean(axis=1),
         "mouth_half_width": (corners[:, 1, 0] - corners[:, 0, 0]) / 2,
         "chin_raise": _y(front, CHIN) - _y(front, LOWER_LIP_BOTTOM),
         "lip_gap": np.mean([front[:, lo, 1] - front[:, up, 1] for up, lo in INNER_LIPS], axis=0),
@@ -121,26 +123,3 @@ def estimate(faces: PointsLike) -> dict[str, float] | dict[str, np.ndarray]:
     """
     points, single = as_points(faces)
     return squeeze(_estimate_arrays(points), single)
-
-
-def change(source: PointsLike, edited: PointsLike) -> dict[str, float] | dict[str, np.ndarray]:
-    """Measured AU change, edited minus source estimate (approximate FACS units).
-
-    Pairs broadcast like numpy: one source with many edits of it works.
-    """
-    src, single_src = as_points(source)
-    dst, single_dst = as_points(edited)
-    before, after = _estimate_arrays(src), _estimate_arrays(dst)
-    return squeeze({au: after[au] - before[au] for au in EDITABLE}, single_src and single_dst)
-
-
-def au_errors(measured: Mapping[str, float], target: object) -> dict[str, float]:
-    """Measured minus target change for all 12 AUs; ``target`` is anything ``parse_edit`` reads
-    (AUs absent from it count as 0)."""
-    edit = parse_edit(target)
-    return {au: float(measured[au]) - float(edit.values.get(au, 0.0)) for au in EDITABLE}
-
-
-def au_mse(measured: Mapping[str, float], target: object) -> float:
-    """Mean squared error over the 12 AUs between a measured and a target change (MagicFace's AU MSE)."""
-    return float(np.mean([e**2 for e in au_errors(measured, target).values()]))

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Union
 
+import cv2
 import numpy as np
 
 from complexface.faces.landmarks import IRIS_CENTERS, N_LANDMARKS, Landmarks
@@ -77,13 +78,21 @@ def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
 
     ``source`` (N, k, 3), ``target`` (k, 3) -> R (N, 3, 3), s (N,), t (N, 3); R is a proper rotation.
     """
-    mu_s, mu_t = source.mean(axis=1), target.mean(axis=0)
-    a, b = source - mu_s[:, None], target - mu_t
-    u, sigma, vt = np.linalg.svd(np.einsum("kj,nki->nji", b, a))
+    return weighted_similarity(source, np.broadcast_to(target, source.shape), np.ones(source.shape[:2]))
+
+
+def weighted_similarity(source: np.ndarray, target: np.ndarray,
+                        weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least-squares ``target ~ s * R @ source + t`` per pair: source, target (N, k, 3), weights
+    (N, k) >= 0 -> R (N, 3, 3), s (N,), t (N, 3); R is a proper rotation."""
+    w = weights / weights.sum(axis=1, keepdims=True)
+    mu_s, mu_t = np.einsum("nk,nki->ni", w, source), np.einsum("nk,nki->ni", w, target)
+    a, b = source - mu_s[:, None], target - mu_t[:, None]
+    u, sigma, vt = np.linalg.svd(np.einsum("nk,nkj,nki->nji", w, b, a))
     d = np.ones((len(source), 3))
     d[:, 2] = np.sign(np.linalg.det(u @ vt))
     rotation = u @ (d[:, :, None] * vt)
-    scale = (sigma * d).sum(axis=1) / (a**2).sum(axis=(1, 2))
+    scale = (sigma * d).sum(axis=1) / np.einsum("nk,nki,nki->n", w, a, a)
     shift = mu_t - scale[:, None] * np.einsum("nij,nj->ni", rotation, mu_s)
     return rotation, scale, shift
 
@@ -133,7 +142,8 @@ def _distance(front: np.ndarray, i: int, j: int, axes: slice = slice(None)) -> n
 def shape_measures(faces: PointsLike) -> dict[str, float] | dict[str, np.ndarray]:
     """Identity-shape ratios in the frontal frame (lengths in IOD units).
 
-    nose_length: nasion (168) to nose tip (1), 3D; nose_width: between the nostril-wing edges
+    nose_length: nasion (168) to nose tip (1) as seen from the front (x, y: how long the nose looks; an edit
+    that stretches it in the image changes exactly this); nose_width: between the nostril-wing edges
     (129, 358) across the face; face_ratio: face width between the cheek sides (234, 454) over
     face height from the top of the forehead (10) to the chin (152); eye_size: mean lid gap
     (159-145, 386-374).
@@ -142,7 +152,7 @@ def shape_measures(faces: PointsLike) -> dict[str, float] | dict[str, np.ndarray
     front = frontalize(points)
     across, up = slice(0, 1), slice(1, 2)
     values = {
-        "nose_length": _distance(front, NASION, NOSE_TIP),
+        "nose_length": _distance(front, NASION, NOSE_TIP, slice(0, 2)),
         "nose_width": _distance(front, *ALAR, across),
         "face_ratio": _distance(front, *CHEEK_SIDES, across) / _distance(front, FACE_TOP, CHIN, up),
         "eye_size": np.mean([_distance(front, u, lo, up) for u, lo in zip(UPPER_LID, LOWER_LID)], axis=0),
@@ -168,11 +178,13 @@ def background_rmse(source: np.ndarray, edited: np.ndarray, face_region: np.ndar
     """
     if source.shape != edited.shape or face_region.shape != source.shape[:2]:
         raise ValueError(f"shapes differ: {source.shape}, {edited.shape}, mask {face_region.shape}")
-    outside = face_region <= 0.5
-    if not outside.any():
+    outside = (face_region <= 0.5).astype(np.uint8)
+    count = int(outside.sum())
+    if not count:
         raise ValueError("the face region covers the whole image: no background to compare")
-    diff = (source[outside].astype(np.float64) - edited[outside].astype(np.float64)) / 255.0
-    return float(np.sqrt(np.mean(diff**2)))
+    squared = cv2.norm(np.ascontiguousarray(source), np.ascontiguousarray(edited), cv2.NORM_L2SQR, mask=outside)
+    channels = source.shape[2] if source.ndim == 3 else 1
+    return float(np.sqrt(squared / (count * channels))) / 255.0
 
 
 def mirror_points(points: np.ndarray, mirror: np.ndarray) -> np.ndarray:
