@@ -9,7 +9,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
 from complexface.atomic import write_text
 from complexface.errors import exit_on_user_error
@@ -40,16 +39,18 @@ def edit(cfg: DictConfig, run_dir: Path) -> dict:
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     manifest = run_sweep(job, entries, workers=cfg.workers, progress=cfg.progress)
     grids = write_grids(manifest, job.plan, thumb=cfg.grid_thumb)
-    summary = manifest.write_summary()
     tracker = instantiate(cfg.logger)(output_dir=run_dir, config=config, job_type="edit")
+    written = {}
     try:
         if job.measurer is not None:
             measure_records(manifest, job.measurer, progress=cfg.progress)
-            summary["report"] = str(write_evaluation(metrics_table(manifest), run_dir, run_dir, tracker)["report"])
+            written = write_evaluation(metrics_table(manifest), run_dir, run_dir, tracker)
         else:
             log_group_grids(tracker, run_dir)
     finally:
         tracker.finish()
+    summary = manifest.write_summary()
+    summary.update({k: str(written[k]) for k in ("report", "calibration") if k in written})
     if cfg.dataset.enabled:
         summary["dataset"] = instantiate(cfg.dataset.builder, _convert_="all").build(run_dir)
     summary["grids"] = str(run_dir / "grids")
@@ -59,12 +60,14 @@ def edit(cfg: DictConfig, run_dir: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="edit")
 def main(cfg: DictConfig) -> None:
-    summary = exit_on_user_error(lambda: edit(cfg, Path(HydraConfig.get().runtime.output_dir)),
-                                 (MissingMandatoryValue,))
+    summary = exit_on_user_error(lambda: edit(cfg, Path(HydraConfig.get().runtime.output_dir)))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("failures", "dataset")}))
     for failure in summary["failures"]:
         print(f"failed ({len(failure['faces'])} photo(s): {', '.join(failure['faces'])}): {failure['reason']}")
-    print(f"grids: {summary['grids']}" + (f"\nreport: {summary['report']}" if "report" in summary else ""))
+    print(f"grids: {summary['grids']}")
+    for key in ("report", "calibration"):
+        if key in summary:
+            print(f"{key}: {summary[key]}")
     if "dataset" in summary:
         print(f"dataset: {summary['dataset']['path']} {summary['dataset']['rows']}")
 

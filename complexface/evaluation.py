@@ -13,27 +13,32 @@ from tqdm.auto import tqdm
 
 from complexface.atomic import atomic_write
 from complexface.au import EDITABLE, parse_edit
+from complexface.calibration import ALL, DELTA, REQ, Calibration, with_families
 from complexface.faces import FaceEntry, load_image
 from complexface.faces.image_io import ImageError
-from complexface.measure.metrics import GEOMETRY, METRICS, EditMeasurer
+from complexface.measure.metrics import GEOMETRY, METRICS, SIDE_COLUMNS, TRACKING, EditMeasurer
 from complexface.report import plots
 from complexface.report.html import Section, write_report
 from complexface.runs import OK, Manifest, Record
+from complexface.stats import mean_ci95
 from complexface.tracking import Tracker
 
 KEY = ["face", "group", "edit"]
-REQ = [f"req_{au}" for au in EDITABLE]
-DELTA = [f"d_{au}" for au in EDITABLE]
 METRIC_COLUMNS = [*KEY, *REQ, *DELTA, *METRICS]
 MEASURE_COLUMNS = ["file", "status", *EDITABLE, *GEOMETRY]
 
-
-def family_and_intensity(edit: dict[str, float]) -> tuple[str, float]:
-    """``{"AU6": 2, "AU12": 2}`` -> ("AU6+AU12", 2.0): the AUs edited and the signed largest value."""
-    if not edit:
-        return "", 0.0
-    value = max(edit.values(), key=abs)
-    return "+".join(edit), float(value)
+HEADLINE_INTENSITY = 3.0
+"""The headline reads edits at this requested intensity (or the nearest measured positive one)."""
+DRIFT_INTENSITY = 4.0
+"""Nose drift is also read at this intensity, where measured."""
+MIN_RESPONSE = 0.7
+"""Check: measured change of the requested AUs per unit requested, at least (1 = as asked)."""
+MAX_LEAKAGE = 0.15
+"""Check: leakage (off_target) per unit requested, at most."""
+MAX_NOSE_DRIFT_PCT = 1.0
+"""Check: |mean nose-length change| in percent, at most."""
+MAX_TRACK_ERR_PX = 1.0
+"""Check: median error of the measured landmark motion against the editor's true motion (px at 512), at most."""
 
 
 def _read_crop(run_dir: Path, path: str) -> np.ndarray:
@@ -66,39 +71,22 @@ def metrics_table(manifest: Manifest) -> pd.DataFrame:
         reason = record.reason or metrics.get("reason", "")
         rows.append({"face": record.face_id, "group": record.group, "edit": record.label,
                      **{c: metrics.get(c, np.nan) for c in [*REQ, *DELTA, *METRICS]},
-                     "status": status, "reason": reason})
-    columns = [*METRIC_COLUMNS, "status", "reason"]
+                     "status": status, "reason": reason, "editor": record.extra.get("editor", "unknown"),
+                     **{c: metrics.get(c, np.nan) for c in [*SIDE_COLUMNS, *TRACKING]}})
+    columns = [*METRIC_COLUMNS, "status", "reason", "editor", *SIDE_COLUMNS, *TRACKING]
     table = pd.DataFrame(rows, columns=columns)
     for c in REQ:  # requested values are known even when measuring failed
         table[c] = [float(parse_edit(e).values.get(c[4:], 0.0)) for e in table["edit"]]
     return table.sort_values(["group", "face", "edit"], kind="stable").reset_index(drop=True)
 
 
-def with_families(table: pd.DataFrame) -> pd.DataFrame:
-    """Measured rows with ``family`` and ``intensity``; the zero edit joins every family at intensity 0."""
-    ok = table[table["status"] == OK].copy()
-    pairs = [family_and_intensity(dict(parse_edit(e).values)) for e in ok["edit"]]
-    ok["family"], ok["intensity"] = [p[0] for p in pairs], [p[1] for p in pairs]
-    families = sorted(f for f in ok["family"].unique() if f)
-    zero = ok[ok["family"] == ""]
-    spread = [zero.assign(family=f) for f in families]
-    return pd.concat([ok[ok["family"] != ""], *spread], ignore_index=True) if families else ok
-
-
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """group x family x intensity: n, and mean and 95% CI half-width of each metric (``summary.csv``)."""
-    from scipy import stats
-
-    data = with_families(table)
-    columns = [*DELTA, *METRICS]
     out = []
-    for (group, family, intensity), part in data.groupby(["group", "family", "intensity"]):
+    for (group, family, intensity), part in with_families(table).groupby(["group", "family", "intensity"]):
         row = {"group": group, "family": family, "intensity": intensity, "n": len(part)}
-        for c in columns:
-            values = part[c].dropna()
-            row[f"{c}_mean"] = values.mean() if len(values) else np.nan
-            half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.nan
-            row[f"{c}_ci95"] = half
+        for c in [*DELTA, *METRICS]:
+            row[f"{c}_mean"], row[f"{c}_ci95"] = mean_ci95(part[c])
         out.append(row)
     return pd.DataFrame(out)
 
@@ -109,49 +97,130 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def make_plots(table: pd.DataFrame, out_dir: Path) -> list[tuple[Path, str]]:
-    """Response and drift curves per edit family, and leakage heatmaps; returns (path, caption)."""
-    data = with_families(table)
-    figures: list[tuple[Path, str]] = []
-    if data.empty:
-        return figures
-    for family in sorted(f for f in data["family"].unique() if f):
-        slug = family.replace("+", "_")
-        figures.append((plots.response_curves(data, family, out_dir / f"response_{slug}.png"),
-                        f"{family}: measured AU change vs requested intensity, per group (mean, 95% CI)"))
-        figures.append((plots.drift_curves(data, family, out_dir / f"drift_{slug}.png"),
-                        f"{family}: identity distance, nose-length drift and leakage vs intensity, per group"))
-    figures.append((plots.leakage_heatmaps(data, out_dir / "leakage.png"),
-                    "Leakage: measured change of every AU per unit of requested intensity, per group"))
+def _plot_path(out_dir: Path, kind: str, family: str) -> Path:
+    return out_dir / f"{kind}_{family.replace('+', '_')}.png"
+
+
+def calibration_plots(calibration: Calibration, out_dir: Path) -> list[tuple[Path, str]]:
+    """Response curves per edit family and the gain figure; returns (path, caption)."""
+    families = sorted({f for groups in calibration.editors.values() for f in groups[ALL].curves})
+    if not families:
+        return []
+    figures = [(plots.response_curves(calibration, family, _plot_path(out_dir, "response", family)),
+                f"{family}: measured change of each requested AU vs requested intensity, per editor and group "
+                f"(mean, 95% CI where >= 3 faces; dotted: as requested)") for family in families]
+    figures.append((plots.gain_heatmaps(calibration, out_dir / "gain.png"),
+                    "Gain: measured change of every AU per unit requested along each edit family (G r for the "
+                    "family's unit request; boxed cells: the requested AUs, ideal 1; all others: leakage, ideal 0)"))
     return figures
 
 
-def _group_overview(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per group and family: mean on-target response per unit, leakage, identity, nose drift at |intensity| >= 3."""
-    strong = summary[summary["intensity"].abs() >= 3]
-    cols = {"on_target_mean": "on_target", "off_target_mean": "off_target", "id_dist_mean": "id_dist",
-            "nose_len_change_mean": "nose_len_change", "bg_rmse_mean": "bg_rmse"}
-    return (strong.assign(on_target_mean=strong["on_target_mean"] / strong["intensity"].abs())
-            .groupby(["family", "group"])[list(cols)].mean().rename(columns=cols))
+def drift_plots(table: pd.DataFrame, out_dir: Path) -> list[tuple[Path, str]]:
+    """Identity, nose-length and leakage curves per edit family; returns (path, caption)."""
+    data = with_families(table)
+    return [(plots.drift_curves(data, family, _plot_path(out_dir, "drift", family)),
+             f"{family}: identity distance, nose-length drift and leakage vs intensity, per group")
+            for family in sorted(f for f in data["family"].unique() if f)]
+
+
+def headline(table: pd.DataFrame) -> pd.DataFrame:
+    """Per editor, edit family and group (``all`` first), at requested intensity +3 or the nearest measured positive
+    one: faces, response and leakage per unit requested, nose drift (%) there and at +4, identity distance and,
+    where measured, the median landmark-tracking error."""
+    data = with_families(table)
+    rows = []
+    for (editor, family), part in data[data["family"] != ""].groupby(["editor", "family"]):
+        positive = part.loc[part["intensity"] > 0, "intensity"].unique()
+        if not len(positive):
+            continue
+        at = float(min(positive, key=lambda x: (abs(x - HEADLINE_INTENSITY), x)))
+        for group, rows_of in [(ALL, part), *part.groupby("group")]:
+            here, strong = rows_of[rows_of["intensity"] == at], rows_of[rows_of["intensity"] == DRIFT_INTENSITY]
+            row = {"editor": editor, "family": family, "group": group, "intensity": at, "faces": here["face"].nunique(),
+                   "response_per_unit": here["on_target"].mean() / at,
+                   "leakage_per_unit": here["off_target"].mean() / at,
+                   "nose_drift_pct": 100 * here["nose_len_change"].mean(),
+                   f"nose_drift_pct_at_{DRIFT_INTENSITY:g}": 100 * strong["nose_len_change"].mean(),
+                   "id_dist": here["id_dist"].mean()}
+            if "track_err_px" in here:
+                row["track_err_px_median"] = here["track_err_px"].median()
+            rows.append(row)
+    return pd.DataFrame(rows).dropna(axis=1, how="all")
+
+
+def _check(claim: str, groups: pd.DataFrame, column: str, limit: float, at_least: bool, unit: str = "") -> str:
+    """``claim: yes|no (worst value, group, n)`` over the groups' ``column`` (its magnitude if not ``at_least``)."""
+    rows = groups.dropna(subset=[column])
+    if rows.empty:
+        return f"{claim}: not measured"
+    score = rows[column] if at_least else rows[column].abs()
+    worst = rows.loc[score.idxmin() if at_least else score.idxmax()]
+    passed = bool((score >= limit).all() if at_least else (score <= limit).all())
+    return (f"{claim}: {'yes' if passed else 'no'} ({'lowest' if at_least else 'largest'} {worst[column]:.2f}{unit}, "
+            f"{worst['group']}, n={worst['faces']})")
+
+
+def headline_checks(head: pd.DataFrame) -> list[str]:
+    """Plain-language checks of the headline against the module thresholds, one per family and quantity."""
+    lines = []
+    several = head["editor"].nunique() > 1
+    for (editor, family), part in head.groupby(["editor", "family"], sort=False):
+        name, at = f"{family} ({editor})" if several else family, f"+{part['intensity'].iloc[0]:g}"
+        groups = part[part["group"] != ALL]
+        drift = f"nose_drift_pct_at_{DRIFT_INTENSITY:g}"
+        drift, drift_at = (drift, f"+{DRIFT_INTENSITY:g}") if drift in groups else ("nose_drift_pct", at)
+        lines += [
+            _check(f"{name}: response >= {MIN_RESPONSE:g} per unit at {at} in every group", groups,
+                   "response_per_unit", MIN_RESPONSE, at_least=True),
+            _check(f"{name}: leakage <= {MAX_LEAKAGE:g} per unit at {at} in every group", groups,
+                   "leakage_per_unit", MAX_LEAKAGE, at_least=False),
+            _check(f"{name}: nose drift <= {MAX_NOSE_DRIFT_PCT:g}% at {drift_at} in every group", groups, drift,
+                   MAX_NOSE_DRIFT_PCT, at_least=False, unit="%")]
+        if "track_err_px_median" in groups:
+            lines.append(_check(f"{name}: landmark motion recovered within {MAX_TRACK_ERR_PX:g} px (median) at {at} "
+                                f"in every group", groups, "track_err_px_median", MAX_TRACK_ERR_PX, at_least=False,
+                                unit=" px"))
+    return lines
+
+
+def _headline_section(head: pd.DataFrame) -> Section:
+    if head.empty:
+        return Section("Headline", ["No measured edit at a positive intensity."])
+    small = sorted(set(head.loc[(head["group"] != ALL) & (head["faces"] < 3), "group"]))
+    return Section("Headline", [
+        f"Per edit family and group at requested intensity +{HEADLINE_INTENSITY:g} (or the nearest measured positive "
+        "intensity: column intensity). response_per_unit: measured change of the requested AUs in the requested "
+        "direction per unit requested (on_target / intensity; 1 = as asked); leakage_per_unit: mean |change| of the "
+        "AUs independent of the request per unit requested (off_target / intensity); nose_drift_pct: mean relative "
+        "nose-length change, %; id_dist: identity distance to the source (dlib: same person below 0.6); "
+        "track_err_px_median: landmark-motion error against the editor's true motion (px at 512), where measured.",
+        "Groups are perceived-appearance annotations for bias evaluation, not self-identified ethnicity."
+        + (f" Groups with fewer than 3 faces ({', '.join(small)}) are too small for conclusions." if small else "")],
+        tables=[head.set_index(["editor", "family", "group"])], bullets=headline_checks(head))
 
 
 def write_evaluation(table: pd.DataFrame, out_dir: Path, run_dir: Path | None, tracker: Tracker,
                      title: str = "complexface evaluation") -> dict[str, Path]:
-    """Write metrics.csv, summary.csv, plots/ and report.html into ``out_dir``; log to ``tracker``."""
-    summary = summarize(table)
-    paths = {"metrics": write_csv(table, out_dir / "metrics.csv"), "summary": write_csv(summary, out_dir / "summary.csv")}
-    figures = make_plots(table, out_dir / "plots")
+    """Write metrics.csv, summary.csv, calibration.json, plots/ and report.html into ``out_dir``; log to ``tracker``."""
+    calibration = Calibration.from_table(table)
+    paths = {"metrics": write_csv(table, out_dir / "metrics.csv"),
+             "summary": write_csv(summarize(table), out_dir / "summary.csv"),
+             "calibration": calibration.save(out_dir / "calibration.json")}
+    response = calibration_plots(calibration, out_dir / "plots")
+    drift = drift_plots(table, out_dir / "plots")
+    head = headline(table)
     counts = table["status"].value_counts().to_dict()
-    overview = _group_overview(summary) if not summary.empty else pd.DataFrame()
     sections = [
+        _headline_section(head),
         Section("Run", [f"{len(table)} face x edit items: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
-                        "on_target: measured change of the requested AUs per unit requested (1 = as asked); "
-                        "off_target: mean |change| of the AUs not requested (leakage, AU units); id_dist: dlib "
-                        "embedding distance to the source (same person below 0.6); nose_len_change: relative; "
-                        "bg_rmse: [0,1] RMSE outside the face. Rows with |intensity| >= 3.",
-                        "Groups are perceived-appearance annotations for bias evaluation, not self-identified "
-                        "ethnicity."], tables=[overview] if not overview.empty else []),
-        Section("Plots", images=figures),
+                        "Per-item numbers: metrics.csv; per group, family and intensity with 95% CIs: summary.csv."]),
+        Section("Calibration", [
+            "Response curves: measured change of each requested AU against the requested intensity. Gain: a linear "
+            "model d = G r of the measured change d of the 12 editable AUs for a request r, fitted per editor and "
+            "group by least squares regularised towards the identity (calibration.json holds the full 12 x 12 G, "
+            "the curves of every AU and which AUs the data excited; AUs only ever requested together share their "
+            "measured response, so the figure shows G along each requested family)."], images=response),
+        Section("Drift", images=drift),
     ]
     if run_dir is not None:
         grids = sorted((run_dir / "grids" / "groups").rglob("*.jpg"))
@@ -162,7 +231,7 @@ def write_evaluation(table: pd.DataFrame, out_dir: Path, run_dir: Path | None, t
     if not failures.empty:
         sections.append(Section("Failures", tables=[failures]))
     paths["report"] = write_report(out_dir / "report.html", title, sections)
-    _log(tracker, table, figures, run_dir)
+    _log(tracker, table, head, [*response, *drift], run_dir)
     return paths
 
 
@@ -172,7 +241,8 @@ def log_group_grids(tracker: Tracker, run_dir: Path) -> None:
         tracker.log_images(f"grids/{group_dir.name}", {p.stem: p for p in sorted(group_dir.glob("*.jpg"))})
 
 
-def _log(tracker: Tracker, table: pd.DataFrame, figures: Sequence[tuple[Path, str]], run_dir: Path | None) -> None:
+def _log(tracker: Tracker, table: pd.DataFrame, head: pd.DataFrame, figures: Sequence[tuple[Path, str]],
+         run_dir: Path | None) -> None:
     if run_dir is not None:
         log_group_grids(tracker, run_dir)
         manifest = Manifest(run_dir)
@@ -190,6 +260,9 @@ def _log(tracker: Tracker, table: pd.DataFrame, figures: Sequence[tuple[Path, st
     for (group, family), part in with_families(table).groupby(["group", "family"]):
         for c in ("on_target", "off_target", "id_dist", "nose_len_change"):
             means[f"{family}/{group}/{c}"] = float(part[c].mean())
+    for _, row in head.iterrows():
+        for c in head.columns.drop(["editor", "family", "group"]):
+            means[f"headline/{row['editor']}/{row['family']}/{row['group']}/{c}"] = float(row[c])
     tracker.log_summary(means)
 
 
