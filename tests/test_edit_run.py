@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 import edit
+from complexface.errors import user_error
 from complexface.runs import MANIFEST, Manifest
 from tests.conftest import ROOT, compose_config, make_bad_inputs
 
@@ -150,6 +151,53 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, overrides, message
     result = run_script(*overrides, f"hydra.run.dir={tmp_path}", *FAST)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+FIXTURE = ROOT / "tests" / "fixtures" / "magicface-tiny"
+MAGICFACE = ["editor=magicface", f"editor.weights={FIXTURE / 'magicface'}", f"editor.base_model={FIXTURE / 'sd15'}"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["measure.measurer.identity.model_dir=/nonexistent"], "dlib identity model files missing"),
+    (["measure.measurer.landmarks=flow"], "measure landmarks must be one of track, detect, got 'flow'"),
+    (["measure.measurer.identity_every=0"], "identity_every must be >= 1"),
+    (["editor.lock=[nose,ears]"], "ears"),
+    (["editor=closed_loop", "editor.inner=magicface"], "editor@editor.inner=magicface"),
+    (["editor=closed_loop", "editor.calibration=/nonexistent/calibration.json"], "calibration file not found"),
+    ([*MAGICFACE, "editor.dtype=bogus"], "unknown dtype 'bogus'"),
+    ([*MAGICFACE, "editor.device=tpu"], "device 'tpu'"),
+])
+def test_bad_models_and_settings_stop_the_job_when_it_is_built(overrides, message):
+    """Every configured model folder, setting, dtype and device is checked before any face is edited."""
+    cfg = compose_config("edit", [*overrides, *FAST])
+    with pytest.raises(Exception) as info:
+        edit.build(cfg, Path("unused"))
+    cause = user_error(info.value)
+    assert cause is not None and message in str(cause), info.value
+
+
+def test_closed_loop_and_a_lock_run_from_the_config_and_the_manifest_keeps_every_iteration(tmp_path):
+    cfg = compose_config("edit", ["faceset.only=[001.jpg]", "editor=closed_loop", "editor.lock=[nose]",
+                                  "expression=custom", "expression.edits=[AU4:3]", "logger=none", *FAST])
+    summary = edit.edit(cfg, tmp_path)
+    assert summary["ok"] == 1 and summary["failed"] == 0
+    record = [r for r in records(tmp_path) if r["label"] == "AU4=3"][-1]
+    loop = record["extra"]["loop"]
+    assert 1 <= len(loop) <= 3 and loop[0]["request"]["AU4"] > 0 and "measured" in loop[0]
+    assert record["extra"]["editor"] == "closed_loop" and record["extra"]["chosen"] < len(loop)
+    metrics = record["extra"]["metrics"]
+    assert abs(metrics["d_AU4"] - 3) <= 0.3 and abs(metrics["nose_len_change"]) <= 0.01
+
+
+def test_a_measurement_that_fails_counts_as_a_failure_in_the_summary(tmp_path, monkeypatch):
+    from complexface.measure.metrics import EditMeasurer
+
+    monkeypatch.setattr(EditMeasurer, "measure", lambda *a, **k: 1 / 0)
+    cfg = compose_config("edit", ["faceset.only=[001.jpg]", "expression=custom", "expression.edits=[AU12:2]",
+                                  "logger=none", *FAST])
+    summary = edit.edit(cfg, tmp_path)
+    assert summary["failed"] == summary["measure_failed"] == 1 and summary["ok"] == 0
+    assert "measuring failed: ZeroDivisionError" in summary["failures"][0]["reason"]
 
 
 @pytest.mark.parametrize(("launcher", "target", "setting"), [

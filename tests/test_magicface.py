@@ -253,7 +253,7 @@ def test_missing_weights_are_one_user_error(monkeypatch, capsys):
     monkeypatch.delenv("SD15_DIR", raising=False)
     cfg = compose_config("edit", ["editor=magicface", "faceset.limit=1", "logger=none", "workers=1", "progress=false"])
     with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(lambda: edit.build(cfg, Path("unused")), (MagicFaceWeightsError,))
+        exit_on_user_error(lambda: edit.build(cfg, Path("unused")))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: editor: MagicFace weights not found") and "Traceback" not in err
