@@ -130,7 +130,6 @@ class ClosedLoopEditor(Editor):
     def _start(self, edit: AUEdit) -> Loop:
         loop = Loop(edit, self.gain.copy(), np.zeros(len(EDITABLE)))
         if not edit.values:  # the zero edit: one pass through the inner editor, nothing to steer
-            loop.jacobian = np.eye(len(EDITABLE))
             return loop
         naive = loop.jacobian @ loop.wanted  # what asking for the target itself would give, by the calibration
         loop.request = _solve(loop.jacobian, loop.wanted, self._rows(loop), self._steered(loop, naive))

@@ -121,14 +121,13 @@ def _requested_sides(request: Mapping[str, float] | None) -> dict[str, set[str]]
 class Motion:
     """Landmark displacement of edits relative to their sources, in each source's frontal frame."""
 
-    source: np.ndarray
-    """(N, 478, 3) source landmarks in the frontal frame (IOD units)."""
     delta: np.ndarray
-    """(N, 478, 3) edit minus source, same frame, after the robust rigid alignment."""
+    """(N, 478, 3) edit minus source in the source's frontal frame (IOD units), after the robust rigid
+    alignment."""
 
     def __getitem__(self, index: int) -> Motion:
         """The motion of one pair, still (1, 478, 3)."""
-        return Motion(self.source[index:index + 1], self.delta[index:index + 1])
+        return Motion(self.delta[index:index + 1])
 
 
 def motion(source: PointsLike, edited: PointsLike) -> Motion:
@@ -137,18 +136,9 @@ def motion(source: PointsLike, edited: PointsLike) -> Motion:
     dst, _ = as_points(edited)
     src, dst = np.broadcast_arrays(src, dst)
     aligned = _align(dst, src)
-    rotation, scale, shift = rigid_fit(src)
-    iod = _iod(src, scale)
-    front = scale[:, None, None] * np.einsum("nij,nkj->nki", rotation, src) + shift[:, None]
-    to_front = (scale / iod)[:, None, None]
-    delta = to_front * np.einsum("nij,nkj->nki", rotation, aligned - src)
-    return Motion(front / iod[:, None, None], delta)
-
-
-def _iod(points: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Inter-ocular distance in the frontal frame (a similarity keeps lengths up to its scale)."""
-    eyes = points[:, list(IRIS_CENTERS)]
-    return scale * np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=-1)
+    rotation = rigid_fit(src)[0]  # the frontal frame's rotation; lengths in the source's own IOD
+    iod = np.linalg.norm(src[:, IRIS_CENTERS[1]] - src[:, IRIS_CENTERS[0]], axis=-1)
+    return Motion(np.einsum("nij,nkj->nki", rotation, aligned - src) / iod[:, None, None])
 
 
 def _align(edited: np.ndarray, source: np.ndarray, iterations: int = 6) -> np.ndarray:
