@@ -75,8 +75,8 @@ def drift_curves(df: pd.DataFrame, family: str, path: Path) -> Path:
     """Identity distance, nose-length drift and off-target change vs intensity, per group."""
     part = df[df["family"] == family]
     panels = [("id_dist", "identity distance"), ("nose_len_change", "nose length change (rel.)"),
-              ("off_target", "off-target AU change (mean |d|)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+              ("off_target", "leakage (mean |d| of independent AUs)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.4), squeeze=False, layout="constrained")
     for ax, (column, label) in zip(axes[0], panels, strict=True):
         _curve(ax, part, column, f"{family}: {label}", label)
     axes[0][-1].legend(fontsize=7)
