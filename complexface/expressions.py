@@ -10,7 +10,6 @@ import yaml
 
 from complexface.au import AUS, AUEdit, AUError, parse_edit
 from complexface.errors import UserError
-from complexface.sweep import EditPlan
 
 CATALOG = Path(__file__).resolve().parent / "assets" / "expressions.yaml"
 LANGUAGES = ("en", "ja")
@@ -110,10 +109,3 @@ def select_recipes(only: Sequence[str] | None = None, path: str | Path | None = 
     if unknown:
         raise CatalogError(f"unknown recipe id(s) {', '.join(unknown)}; known: {', '.join(catalog)}")
     return {r: catalog[r] for r in only}
-
-
-def catalog_plan(only: Sequence[str] | None = None, scales: Sequence[float] | None = None,
-                 path: str | Path | None = None) -> EditPlan:
-    """An edit plan with one row per recipe (``only`` picks recipe ids), swept over ``scales``."""
-    catalog = select_recipes(only, path)
-    return EditPlan([r.aus for r in catalog.values()], scales=scales, name="catalog", rows=list(catalog))

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from complexface.au import AUEdit, AUError, parse_edit
 from complexface.editors.base import Editor
+from complexface.expressions import select_recipes
 from complexface.faces import (
     AlignedFace,
     BackgroundCondition,
@@ -72,6 +73,13 @@ class EditPlan:
 
     def __len__(self) -> int:
         return len(self.edits)
+
+
+def catalog_plan(only: Sequence[str] | None = None, scales: Sequence[float] | None = None,
+                 path: str | Path | None = None) -> EditPlan:
+    """An edit plan with one row per catalog recipe (``only`` picks recipe ids), swept over ``scales``."""
+    catalog = select_recipes(only, path)
+    return EditPlan([r.aus for r in catalog.values()], scales=scales, name="catalog", rows=list(catalog))
 
 
 @dataclass

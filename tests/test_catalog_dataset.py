@@ -11,7 +11,8 @@ import yaml
 import edit
 from complexface.au import AUS, EDITABLE, AUError
 from complexface.data.imagefolder import ImageFolderBuilder, split_identities
-from complexface.expressions import CATALOG, CatalogError, catalog_plan, load_catalog
+from complexface.expressions import CATALOG, CatalogError, load_catalog
+from complexface.sweep import catalog_plan
 from tests.conftest import compose_config
 
 FAST = ["workers=1", "progress=false", "grid_thumb=48", "logger=none"]
