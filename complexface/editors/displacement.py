@@ -9,6 +9,7 @@ of a coarse grid with spacing ``step`` px whose node (r, c) sits at the centre o
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import cv2
@@ -96,8 +97,8 @@ def invert(disp: np.ndarray, step: int, iterations: int = 6, tolerance: float = 
     Newton's method from the best of a few guesses along -disp(y), halving steps that do not
     reduce the residual, with the fast ``sample``; the residual is then checked with exact bilinear
     sampling, and the nodes still off (deep inside a strongly stretched band such as an opening
-    mouth) are bracketed by bisection along -disp(y) and polished with exact sampling. A node that
-    stays off raises (it would be a bug: the cap keeps the map one-to-one and onto).
+    mouth) are bracketed by bisection along -disp(y) and polished with exact sampling; any still off
+    (edits far beyond the FACS range) start again from the nearest point of a dense forward map.
     """
     gy, gx = np.indices(disp.shape[:2], dtype=np.float32)
     solver = _Newton(disp, step, gx.ravel()[None], gy.ravel()[None])
@@ -107,9 +108,14 @@ def invert(disp: np.ndarray, step: int, iterations: int = 6, tolerance: float = 
     if bad.size:
         sub = _Newton(disp, step, solver.x[:, bad], solver.y[:, bad], sample_exact)
         back[:, bad] = sub.solve(sub.bisect(), 2 * iterations, tolerance)
-        worst = float(np.sqrt(np.einsum("...k,...k->...", sub.res, sub.res).max()))
-        if worst > 4 * tolerance:
-            raise RuntimeError(f"warp inversion left a residual of {worst:.2f} px (tolerance {tolerance} px)")
+        lost = np.einsum("...k,...k->...", sub.res, sub.res)[0] > tolerance**2
+        if lost.any():  # far from -disp(y): start from the nearest point of a dense forward map
+            far = _Newton(disp, step, sub.x[:, lost], sub.y[:, lost], sample_exact)
+            back[:, bad[lost]] = far.solve(far.nearest(), 4 * iterations, tolerance)
+            off = np.sqrt(np.einsum("...k,...k->...", far.res, far.res)[0])
+            if (off > 4 * tolerance).any():
+                warnings.warn(f"warp inversion: {int((off > 4 * tolerance).sum())} grid node(s) off by up to "
+                              f"{off.max():.2f} px (an edit far beyond the FACS range)", stacklevel=2)
     return back.reshape(disp.shape)
 
 
@@ -144,6 +150,21 @@ class _Newton:
             ahead = np.einsum("...k,...k->...", self.residual(-mid[..., None] * d), d) > 0
             lo, hi = np.where(ahead, mid, lo), np.where(ahead, hi, mid)
         back = -((lo + hi) / 2)[..., None] * d
+        self.res = self.residual(back)
+        return back
+
+    def nearest(self, fine: int = 8) -> np.ndarray:
+        """For each point, the backward displacement to the nearest of a ``fine`` x ``fine`` per cell sampling of
+        the forward map (a start where the map is stretched too far for the guesses along -disp(y))."""
+        from scipy.spatial import cKDTree
+
+        h, w = self.disp.shape[:2]
+        gy, gx = np.mgrid[0:h - 1:complex(0, fine * (h - 1) + 1), 0:w - 1:complex(0, fine * (w - 1) + 1)]
+        moved = sample_exact(self.disp, gx, gy) / self.step
+        _, index = cKDTree(np.column_stack([(gx + moved[..., 0]).ravel(), (gy + moved[..., 1]).ravel()])).query(
+            np.column_stack([self.x.ravel(), self.y.ravel()]))
+        start = np.stack([gx.ravel()[index] - self.x.ravel(), gy.ravel()[index] - self.y.ravel()], -1)[None]
+        back = (self.step * start).astype(np.float32)
         self.res = self.residual(back)
         return back
 
