@@ -68,6 +68,10 @@ AUS: dict[str, ActionUnit] = {u.key: u for u in _UNITS}
 """Every known AU by key (``"AU12"``)."""
 EDITABLE: tuple[str, ...] = tuple(u.key for u in _UNITS if u.editable)
 """The 12 editable AUs in MagicFace order: AU1 AU2 AU4 AU5 AU6 AU9 AU12 AU15 AU17 AU20 AU25 AU26."""
+BILATERAL: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU12", "AU15", "AU20")
+"""Editable AUs with a left and a right side: ``AU12L``/``AU12R`` edit one side (from the person's point of
+view); AU17, AU25 and AU26 act on the midline."""
+SIDES: tuple[str, ...] = ("L", "R")
 
 
 class AUError(UserError, ValueError):
@@ -75,24 +79,31 @@ class AUError(UserError, ValueError):
 
 
 def _valid_list() -> str:
-    return ", ".join(EDITABLE)
+    return f"{', '.join(EDITABLE)} (one side: {', '.join(b + 'L' for b in BILATERAL)} and the same with R)"
+
+
+def split_side(key: str) -> tuple[str, str]:
+    """``"AU12L"`` -> ``("AU12", "L")``, ``"AU12"`` -> ``("AU12", "")`` (a normalised key)."""
+    return (key[:-1], key[-1]) if key[-1] in SIDES else (key, "")
 
 
 def normalize_name(name: object) -> str:
-    """``"au12"``, ``"12"``, ``12`` -> ``"AU12"``; raises AUError for unknown or non-editable AUs."""
+    """``"au12"``, ``"12"``, ``12`` -> ``"AU12"``, ``"au12l"`` -> ``"AU12L"``; raises AUError for unknown or
+    non-editable AUs and for a side of a midline AU."""
     text = str(name).strip().upper().replace(" ", "")
-    if re.fullmatch(r"\d+", text):
-        text = "AU" + str(int(text))
-    elif re.fullmatch(r"AU0*\d+", text):
-        text = "AU" + str(int(text[2:]))
-    if text not in AUS:
+    found = re.fullmatch(r"(?:AU)?0*(\d+)([LR]?)", text)
+    base, side = (f"AU{int(found.group(1))}", found.group(2)) if found else (text, "")
+    if base not in AUS:
         raise AUError(f"unknown AU {name!r}; editable AUs are: {_valid_list()}")
-    unit = AUS[text]
+    unit = AUS[base]
     if not unit.editable:
         raise AUError(
-            f"{text} ({unit.name}) is a FACS AU but not editable here; editable AUs are: {_valid_list()}"
+            f"{base} ({unit.name}) is a FACS AU but not editable here; editable AUs are: {_valid_list()}"
         )
-    return text
+    if side and base not in BILATERAL:
+        raise AUError(f"{base} ({unit.name}) acts on the midline and has no sides; per-side AUs are: "
+                      f"{', '.join(b + 'L/R' for b in BILATERAL)}")
+    return base + side
 
 
 def _intensity(value: object, name: str) -> float:
@@ -114,7 +125,9 @@ def _intensity(value: object, name: str) -> float:
 class AUEdit:
     """A signed relative AU intensity change, e.g. ``AUEdit({"AU6": 3, "AU12": 3})``.
 
-    Keys are normalised and validated; zero entries are dropped; order follows EDITABLE.
+    Keys are normalised and validated; zero entries are dropped; order follows EDITABLE, a bilateral AU's
+    sides (``AU12L``, ``AU12R``: one side, from the person's point of view) after it. An AU is given either
+    for both sides or per side, not both.
     """
 
     values: Mapping[str, float]
@@ -126,13 +139,18 @@ class AUEdit:
             if key in clean:
                 raise AUError(f"{key} is given twice in one edit")
             clean[key] = _intensity(value, key)
+        for base in BILATERAL:
+            if base in clean and any(base + side in clean for side in SIDES):
+                raise AUError(f"{base} is given both for both sides and per side; write {base}=v for both sides "
+                              f"or {base}L=v, {base}R=w for each")
         big = [k for k, v in clean.items() if abs(v) > SAFE_INTENSITY]
         if big:
             warnings.warn(
                 f"{', '.join(big)} beyond +-{SAFE_INTENSITY:g}: edits this strong may break the face",
                 stacklevel=3,
             )
-        ordered = {k: clean[k] for k in EDITABLE if k in clean and clean[k] != 0}
+        order = [key for au in EDITABLE for key in (au, *(au + side for side in SIDES))]
+        ordered = {k: clean[k] for k in order if k in clean and clean[k] != 0}
         object.__setattr__(self, "values", ordered)
 
     def __bool__(self) -> bool:
@@ -142,8 +160,14 @@ class AUEdit:
         return hash(tuple(self.values.items()))
 
     def vector(self) -> list[float]:
-        """The 12-vector in MagicFace order."""
-        return [float(self.values.get(k, 0.0)) for k in EDITABLE]
+        """The 12-vector in MagicFace order; a one-sided value counts half (the mean of the two sides)."""
+        return [float(self.values.get(k, sum(self.values.get(k + side, 0.0) for side in SIDES) / 2))
+                for k in EDITABLE]
+
+    @property
+    def sided(self) -> bool:
+        """Whether any AU is given per side (``AU12L``): editors without sides cannot make it."""
+        return any(split_side(k)[1] for k in self.values)
 
     def scaled(self, factor: float) -> AUEdit:
         return AUEdit({k: v * factor for k, v in self.values.items()})

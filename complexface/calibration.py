@@ -92,10 +92,13 @@ class GroupCalibration:
             if moved.empty:  # only the zero edit, spread to a family requested elsewhere
                 continue
             steps = sorted(part.groupby("intensity"))
-            stats = {au: [mean_ci95(p[f"d_{au}"]) for _, p in steps] for au in EDITABLE}
+            keys = family.split("+")  # an AU, or one side of it (AU12L: read from d_AU12L)
+            stats = {au: [mean_ci95(p[f"d_{au}"]) for _, p in steps] for au in dict.fromkeys([*EDITABLE, *keys])}
+            asked = [parse_edit(e).values for e in moved["edit"]]
             curves[family] = Curve(
                 intensity=[float(x) for x, _ in steps], n=[len(p) for _, p in steps],
-                request={au: float((moved[f"req_{au}"] / moved["intensity"]).mean()) for au in family.split("+")},
+                request={key: float(np.mean([a.get(key, 0.0) / i for a, i in zip(asked, moved["intensity"])]))
+                         for key in keys},
                 mean={au: [m for m, _ in s] for au, s in stats.items()},
                 ci95={au: [h for _, h in s] for au, s in stats.items()})
         edits = data[(data["intensity"] != 0) & data[DELTA].notna().all(axis=1)]
@@ -105,8 +108,7 @@ class GroupCalibration:
 
     def per_unit(self, family: str) -> np.ndarray:
         """Predicted change of every AU per unit of ``family``'s intensity: G along the family's request."""
-        request = self.curves[family].request
-        return self.gain @ np.array([request.get(au, 0.0) for au in EDITABLE])
+        return self.gain @ np.array(parse_edit(self.curves[family].request).vector())
 
     def to_json(self) -> dict:
         curves = {family: {"intensity": c.intensity, "n": c.n, "request": c.request,

@@ -85,6 +85,7 @@ class ClosedLoopEditor(Editor):
     """
 
     name = "closed_loop"
+    sides = False  # the loop steers the 12 AUs (both sides together)
 
     def __init__(self, inner: Editor, measurer: EditMeasurer | None = None, calibration: str | None = None,
                  calibration_editor: str | None = None, group: str | None = None, max_iters: int = 3,
@@ -110,6 +111,7 @@ class ClosedLoopEditor(Editor):
         return [e.image for e in self.run(face, edits, bg)]
 
     def run(self, face: AlignedFace, edits: Sequence[AUEdit], bg: np.ndarray | None = None) -> list[Edited]:
+        self.check(edits)
         loops = [self._start(edit) for edit in edits]
         images: list[np.ndarray | None] = [None] * len(edits)
         for _ in range(self.max_iters):

@@ -75,8 +75,8 @@ def metrics_table(manifest: Manifest) -> pd.DataFrame:
                      **{c: metrics.get(c, np.nan) for c in [*SIDE_COLUMNS, *TRACKING]}})
     columns = [*METRIC_COLUMNS, "status", "reason", "editor", *SIDE_COLUMNS, *TRACKING]
     table = pd.DataFrame(rows, columns=columns)
-    for c in REQ:  # requested values are known even when measuring failed
-        table[c] = [float(parse_edit(e).values.get(c[4:], 0.0)) for e in table["edit"]]
+    requests = np.array([parse_edit(e).vector() for e in table["edit"]]).reshape(-1, len(REQ))
+    table[REQ] = requests  # requested values are known even when measuring failed
     return table.sort_values(["group", "face", "edit"], kind="stable").reset_index(drop=True)
 
 

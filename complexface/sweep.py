@@ -96,6 +96,9 @@ class SweepJob:
     crop_format: str = "png"
     photo_format: str = "jpg"
 
+    def __post_init__(self) -> None:
+        self.editor.check(self.plan.edits)  # e.g. one-sided AUs for an editor without sides: before any work
+
 
 def face_key(entry: FaceEntry, index: int) -> str:
     return entry.face_id if index == 0 else f"{entry.face_id}_f{index}"

@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 
-from complexface.au import AUS, EDITABLE, AUEdit, AUError, from_names_values, parse_edit
+from complexface.au import AUS, BILATERAL, EDITABLE, AUEdit, AUError, from_names_values, normalize_name, parse_edit
 
 
 def test_registry_has_magicface_order_and_non_editable_units():
@@ -52,6 +52,12 @@ def test_edit_vector_label_and_scaling():
     ("smile please", "cannot read AU edit"),
     (("AU6", "1+2"), "1 AU names but 2 intensities"),
     ({"AU6": 1, "6": 2}, "AU6 is given twice"),
+    ("AU26L=2", "AU26 (jaw drop) acts on the midline and has no sides"),
+    ("AU25R=1", "AU25 (lips part) acts on the midline"),
+    ("AU12=2,AU12L=1", "AU12 is given both for both sides and per side"),
+    ("AU12X=1", "unknown AU 'AU12X'"),
+    ("AU7L=1", "AU7 (lid tightener) is a FACS AU but not editable"),
+    ({"AU12L": 1, "12l": 2}, "AU12L is given twice"),
 ])
 def test_bad_edits_raise_readable_errors(spec, message):
     with pytest.raises(AUError, match=None) as info:
@@ -71,3 +77,16 @@ def test_strong_edits_warn_but_work():
 def test_names_values_refuses_truncation():
     with pytest.raises(AUError, match="give one intensity per AU"):
         from_names_values("AU1+AU2+AU4", "1+2")
+
+
+def test_one_sided_aus_parse_order_and_count_half_in_the_vector():
+    edit = parse_edit("AU12L=3")
+    assert edit.values == {"AU12L": 3.0} and edit.sided and edit.label == "AU12L=3" and edit.slug == "AU12L_3"
+    assert edit.vector()[EDITABLE.index("AU12")] == 1.5  # the mean of the two sides
+    mixed = parse_edit({"au12r": 1, "AU6": 2, "12L": 3, "AU26": 1})
+    assert list(mixed.values) == ["AU6", "AU12L", "AU12R", "AU26"]
+    assert parse_edit("AU6+AU12L+AU12R+AU26=2+3+1+1") == mixed
+    assert parse_edit("AU12L:3 AU4R:-1").values == {"AU4R": -1.0, "AU12L": 3.0}
+    assert not parse_edit("AU12=3").sided and parse_edit("AU12L=3").scaled(2).values == {"AU12L": 6.0}
+    assert {normalize_name(f"{au}{side}") for au in BILATERAL for side in "LR"} == {
+        f"{au}{side}" for au in BILATERAL for side in "LR"}

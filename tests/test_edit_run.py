@@ -145,7 +145,7 @@ def test_multirun_sweeps_an_override(tmp_path):
     (["faceset=folder"], "error: Missing mandatory value: faceset.path"),
     (["faceset=folder", "faceset.path=/nonexistent/faces"], "error: faceset: face set folder not found"),
     (["face_pipeline.select=some"], "error: face_pipeline: face select must be 'largest' or 'all', got 'some'"),
-    (["+editor.min_jacobian=1.5"], "error: editor: warp editor: grid_step must be >= 1 and min_jacobian in (0, 1)"),
+    (["editor.min_jacobian=1.5"], "error: editor: warp editor: grid_step must be >= 1 and min_jacobian in (0, 1)"),
 ])
 def test_user_errors_are_one_line_without_traceback(tmp_path, overrides, message):
     result = run_script(*overrides, f"hydra.run.dir={tmp_path}", *FAST)
@@ -166,6 +166,8 @@ MAGICFACE = ["editor=magicface", f"editor.weights={FIXTURE / 'magicface'}", f"ed
     (["editor=closed_loop", "editor.calibration=/nonexistent/calibration.json"], "calibration file not found"),
     ([*MAGICFACE, "editor.dtype=bogus"], "unknown dtype 'bogus'"),
     ([*MAGICFACE, "editor.device=tpu"], "device 'tpu'"),
+    ([*MAGICFACE, "expression=custom", "expression.edits=[AU12L:3]"], "magicface editor has no per-side AUs"),
+    (["editor=closed_loop", "expression=custom", "expression.edits=[AU12R:2]"], "closed_loop editor has no per-side"),
 ])
 def test_bad_models_and_settings_stop_the_job_when_it_is_built(overrides, message):
     """Every configured model folder, setting, dtype and device is checked before any face is edited."""
@@ -187,6 +189,15 @@ def test_closed_loop_and_a_lock_run_from_the_config_and_the_manifest_keeps_every
     assert record["extra"]["editor"] == "closed_loop" and record["extra"]["chosen"] < len(loop)
     metrics = record["extra"]["metrics"]
     assert abs(metrics["d_AU4"] - 3) <= 0.3 and abs(metrics["nose_len_change"]) <= 0.01
+
+
+def test_a_one_sided_smile_moves_and_reads_on_one_side(tmp_path):
+    cfg = compose_config("edit", ["faceset.only=[001.jpg]", "expression=custom", "expression.edits=[AU12L:3]",
+                                  "logger=none", *FAST])
+    assert edit.edit(cfg, tmp_path)["ok"] == 1
+    metrics = records(tmp_path)[-1]["extra"]["metrics"]
+    assert metrics["d_AU12L"] > 2.0 and abs(metrics["d_AU12R"]) < 0.2 and metrics["req_AU12"] == 1.5
+    assert metrics["on_target"] > 2.0 and metrics["off_target"] < 0.45  # the other side counts as leakage
 
 
 def test_a_measurement_that_fails_counts_as_a_failure_in_the_summary(tmp_path, monkeypatch):

@@ -320,3 +320,23 @@ def test_an_already_open_mouth_keeps_its_own_interior(faces, editor):
     assert teeth.sum() > 40
     soft = [cv2.GaussianBlur(im, (0, 0), 1.5).astype(int) for im in (out, face.image)]
     assert np.median(np.abs(soft[0] - soft[1]).max(axis=2)[teeth]) < 12
+
+
+@pytest.mark.parametrize("au", ["AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU12", "AU15", "AU20"])
+def test_one_sided_edits_move_one_side_only(faces, editor, au):
+    """``AU12L=3`` moves the person's left half (the image-right half of a frontal crop) as ``AU12=3`` does there,
+    and leaves the other half still, in the field and in the pixels."""
+    for name in ("001", "047", "080"):
+        face = faces[name]
+        frame = FaceFrame.of(face.landmarks)
+        u = frame.to_uv(face.landmarks.xy)[:, 0] - frame.to_uv(face.landmarks.xy[168])[0]
+        both = np.linalg.norm(editor.landmark_motion(face, edit(**{au: 3})), axis=1)
+        for side, own, other in (("L", u > 0.1, u < -0.1), ("R", u < -0.1, u > 0.1)):
+            one = np.linalg.norm(editor.landmark_motion(face, edit(**{au + side: 3})), axis=1)
+            assert one[other].max() < 0.05, (name, side)
+            np.testing.assert_allclose(one[own], both[own], atol=0.05)
+            out = editor.edit(face, [edit(**{au + side: 3})])[0]
+            ys, xs = np.indices(face.image.shape[:2])
+            pixel_u = frame.to_uv(np.stack([xs, ys], -1).astype(float))[..., 0] - frame.to_uv(face.landmarks.xy[168])[0]
+            half = pixel_u < -0.12 if side == "L" else pixel_u > 0.12
+            assert np.abs(out.astype(int) - face.image.astype(int))[half].max() <= 2, (name, side)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from complexface.au import AUEdit
+from complexface.au import AUEdit, AUError
 from complexface.editors.lock import GeometryLock
 from complexface.faces.align import AlignedFace
 from complexface.faces.tracking import LandmarkTracker
@@ -34,6 +34,8 @@ class Editor(ABC):
     name: str = "editor"
     needs_bg: bool = False
     """Whether ``edit`` needs the MagicFace ``bg`` condition image."""
+    sides: bool = True
+    """Whether the editor can edit one side of a bilateral AU (``AU12L=3``)."""
 
     def __init__(self, lock: Sequence[str] = ()) -> None:
         self.set_lock(lock)
@@ -52,8 +54,16 @@ class Editor(ABC):
         exactly (a geometric editor; None otherwise)."""
         return None
 
+    def check(self, edits: Sequence[AUEdit]) -> None:
+        """AUError if the editor cannot make these edits (one-sided AUs for an editor without sides)."""
+        sided = [e.label for e in edits if e.sided]
+        if sided and not self.sides:
+            raise AUError(f"the {self.name} editor has no per-side AUs, so it cannot make {', '.join(sided[:3])}"
+                          f"{' ...' if len(sided) > 3 else ''}; give both sides (AU12=3) or use editor=warp")
+
     def run(self, face: AlignedFace, edits: Sequence[AUEdit], bg: np.ndarray | None = None) -> list[Edited]:
         """The locked edits, each with the editor's details (empty for most editors)."""
+        self.check(edits)
         images = self.render(face, edits, bg)
         if self.lock is None:
             return [Edited(image) for image in images]

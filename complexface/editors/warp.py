@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from complexface.au import EDITABLE, AUEdit
+from complexface.au import BILATERAL, EDITABLE, AUEdit
 from complexface.editors.base import Editor
 from complexface.editors.displacement import cap, jacobian, sample, upsample, warp_window
 from complexface.faces.align import FACE_MARGIN, JAW_DROP_ROOM, AlignedFace, face_core
@@ -63,6 +63,8 @@ OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 31
 INNER_LIPS = UPPER_INNER_LIP + LOWER_INNER_LIP[-2:0:-1]
 WRINKLE_DEPTH = 0.22
 """Darkening at the centre of a wrinkle at intensity 5 (multiplicative)."""
+SIDE_BLEND = 0.05
+"""Half width (face units) of the band across the midline where a one-sided AU (``AU12L``) fades out."""
 EASE = 0.25
 """Fraction of a falloff spent easing in and out; the rest is linear (steepest slope 1 / (1 - EASE))."""
 
@@ -163,6 +165,13 @@ class Geometry:
         signed = signed[self.step // 2::self.step, self.step // 2::self.step]
         reach = min(outside * unit, FACE_MARGIN * self.landmarks.width - self.step * math.sqrt(2) - 2)
         return falloff((signed + inside * unit) / (inside * unit + reach))
+
+    def left_share(self, u: np.ndarray | None = None) -> np.ndarray:
+        """How much of a bilateral field belongs to the person's left side (the image-right half of a frontal
+        photo), at the grid nodes or at face-frame ``u``: 0 beyond ``SIDE_BLEND`` face units right of the
+        midline (the nose bridge), 1 as far left of it, smooth in between."""
+        u = self.U if u is None else u
+        return smoothstep((u - self.uv[168, 0]) / (2 * SIDE_BLEND) + 0.5)
 
     def at(self, ids: Sequence[int] | int) -> np.ndarray:
         """Mean face-frame position of the given landmarks."""
@@ -634,6 +643,11 @@ class Wrinkles:
             if rows.size:
                 block = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
                 maps[key] = (block, canvas[block])
+        for key in [k for k in maps if k in BILATERAL]:
+            block, shade = maps[key]
+            ys, xs = np.mgrid[block]
+            left = geometry.left_share(geometry.frame.to_uv(np.stack([xs, ys], -1).astype(float))[..., 0])
+            maps[key + "L"], maps[key + "R"] = (block, shade * left), (block, shade * (1 - left))
         return cls(maps)
 
     def apply(self, image: np.ndarray, edit: AUEdit) -> np.ndarray:
@@ -763,6 +777,11 @@ class WarpEditor(Editor):
             if key in wrinkles.maps:
                 windows.append(_cells(wrinkles.maps[key][0], self.grid_step))
             supports[key] = _union(windows)
+        left = geometry.left_share()[..., None]
+        for key in BILATERAL:  # one-sided AUs (AU12L, AU12R): the bilateral field, one side of the midline
+            bases[key + "L"] = (bases[key] * left).astype(np.float32)
+            bases[key + "R"] = (bases[key] * (1 - left)).astype(np.float32)
+            supports[key + "L"] = supports[key + "R"] = supports[key]
         return FaceWork(bases, supports, MouthModel.of(face, geometry, self.grid_step), wrinkles)
 
     def _render(self, face: AlignedFace, work: FaceWork, edit: AUEdit) -> np.ndarray:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from complexface.au import EDITABLE, parse_edit
+from complexface.au import BILATERAL, EDITABLE, SIDES, parse_edit, split_side
 from complexface.faces.landmarks import IRIS_CENTERS
 from complexface.measure.au_estimate import UNITS as ESTIMATE_UNITS
 from complexface.measure.geometry import PointsLike, as_points, rigid_fit, squeeze, weighted_similarity
@@ -59,11 +59,10 @@ together, per side), with AU9 as the nostril wings' lift (the estimate uses a ra
 UNIT_AU4_DOWN = 0.020
 """AU4's other half: inner-brow lowering per FACS step (IOD)."""
 
-SIDES = ("R", "L")
-"""Per-side suffixes, from the person's point of view: R is the image-left half of a frontal photo."""
-BILATERAL = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU12", "AU15", "AU20", "AU25")
-"""AUs read per side (``AU12L``, ``AU12R``); AU17 and AU26 act on the midline."""
-SIDED = tuple(f"{au}{side}" for au in BILATERAL for side in ("L", "R"))
+HALVES = ("R", "L")
+"""The person's side shown in the image-left and the image-right half of a frontal photo."""
+SIDED = tuple(au + side for au in BILATERAL for side in SIDES)
+"""Per-side readings (``AU12L``, ``AU12R``) of the bilateral AUs; AU17, AU25 and AU26 act on the midline."""
 
 # MediaPipe face-mesh indices as (person's right = image left, person's left = image right).
 INNER_BROW = ((107, 66, 55, 65), (336, 296, 285, 295))
@@ -102,18 +101,21 @@ assert all(a in COUPLED[b] for a, coupled in COUPLED.items() for b in coupled)
 
 
 def leakage_aus(request: object) -> list[str]:
-    """The AUs whose motion counts as leakage for a request (anything ``parse_edit`` reads): every AU
-    that is neither requested nor coupled to a requested AU."""
-    asked = set(parse_edit(request).values)
-    return [au for au in EDITABLE if au not in asked and not any(au in COUPLED[a] for a in asked)]
+    """The readings whose motion counts as leakage for a request (anything ``parse_edit`` reads): every AU
+    that is neither requested nor coupled to a requested AU, and the other side of an AU requested on one
+    side only (``AU12L=3``: ``AU12R`` should not move)."""
+    sides = _requested_sides(parse_edit(request).values)
+    independent = [au for au in EDITABLE if au not in sides and not any(au in COUPLED[a] for a in sides)]
+    return independent + [au + side for au, on in sides.items() if on != set(SIDES) for side in SIDES
+                          if side not in on]
 
 
 def _requested_sides(request: Mapping[str, float] | None) -> dict[str, set[str]]:
     """AU -> the sides a request asks it on (``AU12`` both, ``AU12L`` only L)."""
     asked: dict[str, set[str]] = {}
     for key in request or {}:
-        base = key[:-1] if key[-1] in SIDES and key[:-1] in BILATERAL else key
-        asked.setdefault(base, set()).update(SIDES if base == key else {key[-1]})
+        base, side = split_side(key)
+        asked.setdefault(base, set()).update({side} if side else SIDES)
     return asked
 
 
@@ -186,7 +188,7 @@ def _attribute(value: np.ndarray, plus: str, minus: str | None, asked: set[str])
 
 
 def _side_readings(m: Motion, side: int, asked: dict[str, set[str]]) -> dict[str, np.ndarray]:
-    on = {au for au, sides in asked.items() if SIDES[side] in sides}
+    on = {au for au, sides in asked.items() if HALVES[side] in sides}
     inner_up, inner_down = _attribute(_up(m, INNER_BROW[side]), "AU1", "AU4", on)
     outer_up, _ = _attribute(_up(m, OUTER_BROW[side]), "AU2", None, on)
     together = -_outward(m, INNER_BROW[side], side)
@@ -207,11 +209,11 @@ def readings(m: Motion, request: Mapping[str, float] | None = None) -> dict[str,
     """The 12 AU changes (mean of the sides) and the per-side ones (``AU12L``, ...), arrays per face."""
     asked = _requested_sides(request)
     per_side = [_side_readings(m, side, asked) for side in (0, 1)]
-    out = {f"{au}{SIDES[side]}": per_side[side][au] for au in BILATERAL for side in (0, 1)}
+    out = {au + HALVES[half]: per_side[half][au] for au in BILATERAL for half in (0, 1)}
     chin, _ = _attribute(m.delta[:, MENTON, 1] - m.delta[:, LOWER_LIP_BOTTOM, 1], "AU17", None, set(asked))
     chin = chin / UNITS["AU17"]
     jaw = m.delta[:, MENTON, 1] / UNITS["AU26"]
-    both = {au: (per_side[0][au] + per_side[1][au]) / 2 for au in BILATERAL}
+    both = {au: (per_side[0][au] + per_side[1][au]) / 2 for au in per_side[0]}
     values = {**both, "AU17": chin, "AU26": jaw}
     return {**{au: values[au] for au in EDITABLE}, **{k: out[k] for k in SIDED}}
 

@@ -45,14 +45,16 @@ def motion_error(measured: np.ndarray, truth: np.ndarray, moved: float = 0.5) ->
 
 
 def requested(edit: AUEdit) -> dict[str, float]:
-    return {f"req_{au}": float(edit.values.get(au, 0.0)) for au in EDITABLE}
+    """``req_AUn`` columns: the requested change of each AU (a one-sided value counts half, as in the
+    mean of the two sides that ``d_AUn`` reads)."""
+    return {f"req_{au}": value for au, value in zip(EDITABLE, edit.vector(), strict=True)}
 
 
 def target_scores(edit: AUEdit, delta: dict[str, float]) -> tuple[float, float]:
     """(on_target, off_target): mean measured change in the requested direction over the requested
-    AUs (NaN for the zero edit), and mean |change| over the AUs physically independent of the
-    request (``au_change.leakage_aus``: leakage)."""
-    asked = [au for au in EDITABLE if au in edit.values]
+    AUs, each on the side(s) asked for (NaN for the zero edit), and mean |change| over the readings
+    physically independent of the request (``au_change.leakage_aus``: leakage)."""
+    asked = list(edit.values)
     others = leakage_aus(edit)
     on = float(np.mean([delta[au] * np.sign(edit.values[au]) for au in asked])) if asked else float("nan")
     off = float(np.mean([abs(delta[au]) for au in others])) if others else float("nan")

@@ -73,6 +73,7 @@ class MagicFaceEditor(Editor):
 
     name = "magicface"
     needs_bg = True
+    sides = False  # MagicFace's AU condition is one 12-vector: no per-side AUs
 
     def __init__(self, weights: str | os.PathLike | None = None, base_model: str | os.PathLike | None = None,
                  steps: int = 50, guidance: float = 1.5, dtype: str = "auto", device: str = "auto",

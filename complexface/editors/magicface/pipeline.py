@@ -22,7 +22,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from complexface.au import EDITABLE, AUEdit, parse_edit
+from complexface.au import EDITABLE, AUEdit, AUError, parse_edit
 from complexface.editors.magicface.attention import ReferenceAttention, capture_block_inputs
 from complexface.editors.magicface.loading import (
     check_files,
@@ -85,7 +85,10 @@ def _vector(edit: AUInput) -> list[float]:
         if len(edit) != len(EDITABLE):  # type: ignore[arg-type]
             raise ValueError(f"an AU vector needs {len(EDITABLE)} values ({' '.join(EDITABLE)}), got {len(edit)}")
         return [float(v) for v in edit]  # type: ignore[union-attr]
-    return parse_edit(edit).vector()
+    parsed = parse_edit(edit)
+    if parsed.sided:
+        raise AUError(f"MagicFace has no per-side AUs; {parsed.label} gives a side (give both sides, e.g. AU12=3)")
+    return parsed.vector()
 
 
 def au_matrix(aus: AUInput | Sequence[AUInput] | np.ndarray | torch.Tensor) -> torch.Tensor:
