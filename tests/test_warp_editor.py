@@ -14,13 +14,8 @@ import pytest
 
 from complexface.au import EDITABLE, AUEdit
 from complexface.editors.displacement import cell_jacobian
-from complexface.editors.warp import (
-    BROW_LOWER,
-    LOWER_LID,
-    UPPER_LID,
-    FaceFrame,
-    WarpEditor,
-)
+from complexface.editors.warp import WarpEditor
+from complexface.editors.warp.geometry import BROW_LOWER, LOWER_LID, UPPER_LID, FaceFrame
 from complexface.faces import AlignedFace, FacePipeline, LandmarkDetector, demo_faceset
 from complexface.faces.align import face_mask
 from complexface.faces.landmarks import LOWER_INNER_LIP, UPPER_INNER_LIP
