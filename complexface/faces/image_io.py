@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -12,6 +13,18 @@ from complexface.atomic import atomic_write
 from complexface.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def content_key(*arrays: np.ndarray) -> bytes:
+    """A digest of the arrays' contents and shapes: the key per-face caches use (a face's precompute, its
+    detected landmarks, its identity-encoder pass) to know they are looking at the same crop again. On a hot
+    path pass a sparse sample of an image (``image[::31, ::31]``) with its landmarks: a full 512 crop costs
+    ~1 ms to hash."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.digest()
 
 
 class ImageError(UserError, ValueError):

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from complexface.faces.image_io import content_key
 from complexface.faces.landmarks import LOWER_INNER_LIP, UPPER_INNER_LIP, LandmarkDetector, Landmarks
 
 MIN_WINDOW = 64
@@ -136,7 +137,7 @@ class LandmarkTracker:
     def _detected_source(self, source: np.ndarray, landmarks: Landmarks) -> Landmarks:
         """The detector's own landmarks on the source (the face closest to ``landmarks``; ``landmarks``
         when it finds none), kept for the last source seen."""
-        key = b"".join([landmarks.points.tobytes(), source[::31, ::31].tobytes(), str(source.shape).encode()])
+        key = content_key(landmarks.points, source[::31, ::31])
         if self._source is None or self._source[0] != key:
             found = self.detector.detect(source)
             best = min(found, key=lambda f: float(np.abs(f.xy - landmarks.xy).mean())) if found else landmarks

@@ -15,6 +15,7 @@ import numpy as np
 
 from complexface.au import EDITABLE, AUEdit
 from complexface.faces.align import face_mask
+from complexface.faces.image_io import content_key
 from complexface.faces.landmarks import LandmarkDetector, Landmarks
 from complexface.faces.tracking import LandmarkTracker
 from complexface.measure.au_change import SIDED, changes, leakage_aus
@@ -89,7 +90,7 @@ class EditMeasurer:
     def source(self, image: np.ndarray) -> tuple[Landmarks | None, np.ndarray | None]:
         """The source crop's landmarks and face region, kept for the last source (a closed loop measures
         the same source at every iteration)."""
-        key = image[::17, ::17].tobytes() + str(image.shape).encode()
+        key = content_key(image[::17, ::17])
         if self._source is None or self._source[0] != key:
             found = self.landmarks(image)
             self._source = (key, found, face_mask(found, image.shape[0]) if found is not None else None)

@@ -8,7 +8,6 @@ neutral column shows that regeneration rather than the untouched input.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 
@@ -22,6 +21,7 @@ from complexface.editors.magicface.loading import check_checkpoint
 from complexface.editors.magicface.pipeline import FaceCondition, MagicFacePipeline
 from complexface.faces.align import AlignedFace
 from complexface.faces.condition import BackgroundCondition
+from complexface.faces.image_io import content_key
 from complexface.settings import SettingError, require
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -111,8 +111,7 @@ class MagicFaceEditor(Editor):
 
     def encoded(self, face: AlignedFace, bg: np.ndarray) -> FaceCondition:
         """The face's identity-encoder pass and condition latents (kept for the last face and bg)."""
-        key = hashlib.blake2b(b"".join([np.ascontiguousarray(a).tobytes() + str(a.shape).encode()
-                                        for a in (face.image, bg)])).digest()
+        key = content_key(face.image, bg)
         if self._encoded is None or self._encoded[0] != key:
             size = self.pipe.resolution
             self._encoded = (key, self.pipe.encode_face(resize(face.image, size), resize(bg, size)))

@@ -17,6 +17,7 @@ from complexface.editors.warp.geometry import Geometry
 from complexface.editors.warp.mouth import MouthModel
 from complexface.editors.warp.wrinkles import Wrinkles
 from complexface.faces.align import JAW_DROP_ROOM, AlignedFace
+from complexface.faces.image_io import content_key
 from complexface.settings import require
 
 
@@ -70,8 +71,7 @@ class WarpEditor(Editor):
 
     def prepare(self, face: AlignedFace) -> FaceWork:
         """The face's precompute, cached by its landmarks and a sparse sample of its pixels."""
-        key = b"".join([face.landmarks.points.tobytes(), face.image[::31, ::31].tobytes(),
-                        str(face.image.shape).encode()])
+        key = content_key(face.landmarks.points, face.image[::31, ::31])
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
