@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import hydra
@@ -20,9 +21,15 @@ from complexface.sweep import SweepJob, run_sweep
 def build(cfg: DictConfig, run_dir: Path) -> tuple[SweepJob, list]:
     """Instantiate the face set, expression plan, editor, face pipeline and measurer from the config."""
     entries = list(instantiate(cfg.faceset))
+    plan, editor = instantiate(cfg.expression, _convert_="all"), instantiate(cfg.editor, _convert_="all")
+    if plan.name == "catalog" and not editor.sides and not cfg.expression.get("only"):
+        plan, dropped = plan.without_sided()  # the whole catalog: skip what this editor cannot make
+        if dropped:
+            warnings.warn(f"the {editor.name} editor has no per-side AUs: skipping the one-sided recipe(s) "
+                          f"{', '.join(dropped)} (editor=warp makes them)", stacklevel=2)
     job = SweepJob(
-        plan=instantiate(cfg.expression, _convert_="all"),
-        editor=instantiate(cfg.editor, _convert_="all"),
+        plan=plan,
+        editor=editor,
         pipeline=instantiate(cfg.face_pipeline),
         run_dir=run_dir,
         measurer=instantiate(cfg.measure.measurer) if cfg.measure.enabled else None,
@@ -55,6 +62,7 @@ def edit(cfg: DictConfig, run_dir: Path) -> dict:
         summary["dataset"] = instantiate(cfg.dataset.builder, _convert_="all").build(run_dir)
     summary["grids"] = str(run_dir / "grids")
     summary["n_face_grids"], summary["n_group_grids"] = len(grids["faces"]), len(grids["groups"])
+    summary["n_compare_grids"] = len(grids["compare"])
     return summary
 
 

@@ -227,6 +227,9 @@ def write_evaluation(table: pd.DataFrame, out_dir: Path, run_dir: Path | None, t
         sections.append(Section("Group grids", images=[(p, f"{p.parent.name}: {p.stem}") for p in grids]))
         faces = sorted((run_dir / "grids" / "faces").glob("*.jpg"))
         sections.append(Section("Face grids", images=[(p, p.stem) for p in faces]))
+        compare = sorted((run_dir / "grids" / "compare").glob("*.jpg"))
+        if compare:
+            sections.append(Section("Complex recipes vs prototypes", images=[(p, p.stem) for p in compare]))
     failures = table[table["status"] != OK][["face", "edit", "status", "reason"]]
     if not failures.empty:
         sections.append(Section("Failures", tables=[failures]))

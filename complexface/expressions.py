@@ -100,6 +100,12 @@ def load_catalog(path: str | Path | None = None) -> dict[str, Recipe]:
     return {r.id: r for r in recipes}
 
 
+def prototypes(catalog: Mapping[str, Recipe]) -> dict[str, str]:
+    """Emotion -> the id of its prototype (control) recipe: a recipe ``<name>_prototype``, named by its felt
+    emotion (``{"joy": "happiness_prototype", "anger": "anger_prototype", ...}``)."""
+    return {r.felt: rid for rid, r in catalog.items() if rid.endswith("_prototype") and not r.complex}
+
+
 def select_recipes(only: Sequence[str] | None = None, path: str | Path | None = None) -> dict[str, Recipe]:
     """The recipes of ``only`` (in that order; all when empty), CatalogError naming unknown ids."""
     catalog = load_catalog(path)

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from complexface.au import AUEdit, AUError, parse_edit
 from complexface.editors.base import Editor
-from complexface.expressions import select_recipes
+from complexface.expressions import Recipe, load_catalog, select_recipes
 from complexface.faces import (
     AlignedFace,
     BackgroundCondition,
@@ -36,7 +36,8 @@ class EditPlan:
     """
 
     def __init__(self, edits: Sequence[str | Mapping | AUEdit], scales: Sequence[float] | None = None,
-                 name: str = "custom", rows: Sequence[str] | None = None) -> None:
+                 name: str = "custom", rows: Sequence[str] | None = None,
+                 recipes: Mapping[str, Recipe] | None = None) -> None:
         if not edits:
             raise AUError("the expression has no edits; give e.g. expression.edits=[AU12:3,AU6+AU12:2+2]")
         self.name = name
@@ -47,6 +48,8 @@ class EditPlan:
         """Row names: the base edit's label, or e.g. a recipe id."""
         if len(self.rows) != len(self.base):
             raise AUError(f"{len(self.rows)} row names for {len(self.base)} edits")
+        self.recipes = dict(recipes or {})
+        """The whole catalog of a catalog plan (its rows are some of these recipe ids); empty otherwise."""
 
     @property
     def row_labels(self) -> list[str]:
@@ -56,6 +59,15 @@ class EditPlan:
     def row_slugs(self) -> list[str]:
         """File-name-safe row names."""
         return [b.slug if r == b.label else r for r, b in zip(self.rows, self.base, strict=True)]
+
+    def without_sided(self) -> tuple[EditPlan, list[str]]:
+        """This plan without the rows that give one side of an AU (``AU12L``), and those rows' names."""
+        keep = [i for i, b in enumerate(self.base) if not b.sided]
+        if len(keep) == len(self.base):
+            return self, []
+        plan = EditPlan([self.base[i] for i in keep], self.scales, self.name, [self.rows[i] for i in keep],
+                        self.recipes)
+        return plan, [r for i, r in enumerate(self.rows) if i not in keep]
 
     def placements(self, edit: AUEdit) -> list[dict]:
         """Where an edit sits in the plan: ``[{"row": name, "scale": s}, ...]`` (the zero edit may sit in every row)."""
@@ -78,8 +90,9 @@ class EditPlan:
 def catalog_plan(only: Sequence[str] | None = None, scales: Sequence[float] | None = None,
                  path: str | Path | None = None) -> EditPlan:
     """An edit plan with one row per catalog recipe (``only`` picks recipe ids), swept over ``scales``."""
-    catalog = select_recipes(only, path)
-    return EditPlan([r.aus for r in catalog.values()], scales=scales, name="catalog", rows=list(catalog))
+    chosen = select_recipes(only, path)
+    return EditPlan([r.aus for r in chosen.values()], scales=scales, name="catalog", rows=list(chosen),
+                    recipes=load_catalog(path))
 
 
 @dataclass

@@ -24,6 +24,7 @@ from complexface.measure.au_change import (
 )
 
 TEMPLATE = load_template().points.astype(np.float64)
+U12 = UNITS["AU12"]
 
 
 def moved(ids, dx: float = 0.0, dy: float = 0.0, points: np.ndarray = TEMPLATE) -> np.ndarray:
@@ -42,7 +43,7 @@ def big(delta: dict, skip=(), limit: float = 0.05) -> dict:
 
 
 def test_a_face_against_itself_changes_nothing_and_pairs_broadcast():
-    faces = np.stack([TEMPLATE, moved(LIP_CORNER, dy=-0.04)])
+    faces = np.stack([TEMPLATE, moved(LIP_CORNER, dy=-2 * UNITS["AU12"])])
     assert all(np.abs(v).max() < 1e-9 for v in change(faces, faces).values())
     many = change(TEMPLATE, faces)  # one source, many edits
     assert many["AU12"].shape == (2,) and abs(many["AU12"][0]) < 1e-9 and many["AU12"][1] == pytest.approx(2.0)
@@ -77,17 +78,17 @@ def test_each_au_reads_two_steps_of_its_own_motion_and_nothing_else(au):
 
 def test_a_smile_never_reads_as_au15_going_away_and_a_frown_on_the_corners_is_au15():
     downturned = moved(LIP_CORNER, dy=0.03)  # a mouth that turns down at rest
-    smile = change(downturned, moved(LIP_CORNER, dx=0.06, dy=-0.06, points=downturned))
+    smile = change(downturned, moved(LIP_CORNER, dx=3 * U12, dy=-3 * U12, points=downturned))
     assert smile["AU12"] == pytest.approx(3.0, abs=0.05) and smile["AU15"] == pytest.approx(0, abs=1e-9)
     down = change(TEMPLATE, moved(LIP_CORNER, dy=0.048))
     assert down["AU15"] == pytest.approx(3.0) and down["AU12"] == pytest.approx(0, abs=1e-9)
 
 
 def test_antagonist_motion_goes_to_the_requested_member_signed():
-    down = moved(LIP_CORNER, dx=-0.04, dy=0.04)  # AU12 reversed: corners down and in
+    down = moved(LIP_CORNER, dx=-2 * U12, dy=2 * U12)  # AU12 reversed: corners down and in
     asked = change(TEMPLATE, down, request="AU12=-2")
     assert asked["AU12"] == pytest.approx(-2.0) and asked["AU15"] == 0 and abs(asked["AU20"]) < 0.05
-    assert change(TEMPLATE, down, request="AU15=2")["AU15"] == pytest.approx(2.5)
+    assert change(TEMPLATE, down, request="AU15=2")["AU15"] == pytest.approx(2 * U12 / UNITS["AU15"])
     brows_up = moved(INNER_BROW, dy=-0.04)
     assert change(TEMPLATE, brows_up)["AU1"] > 1 and change(TEMPLATE, brows_up)["AU4"] == pytest.approx(0, abs=1e-9)
     relaxed = change(TEMPLATE, brows_up, request="AU4=-2")  # lowering undone: AU4 negative, not AU1
@@ -109,11 +110,11 @@ def test_lips_parting_is_not_read_as_the_chin_relaxing_nor_brow_lowering_as_au2_
 
 
 def test_each_side_is_read_from_the_persons_point_of_view():
-    left = moved(LIP_CORNER[1], dx=0.04, dy=-0.04)  # the image-right corner: the person's left
+    left = moved(LIP_CORNER[1], dx=2 * U12, dy=-2 * U12)  # the image-right corner: the person's left
     delta = change(TEMPLATE, left, sides=True)
     assert delta["AU12L"] == pytest.approx(2.0) and delta["AU12R"] == 0 and delta["AU12"] == pytest.approx(1.0)
     assert {k[:-1] for k in SIDED} == set(BILATERAL)
-    one_sided = change(TEMPLATE, moved(LIP_CORNER[1], dy=0.04), request={"AU12L": -2}, sides=True)
+    one_sided = change(TEMPLATE, moved(LIP_CORNER[1], dy=2 * U12), request={"AU12L": -2}, sides=True)
     assert one_sided["AU12L"] == pytest.approx(-2.0) and one_sided["AU15L"] == 0
 
 
@@ -134,7 +135,7 @@ def test_readings_ignore_how_the_head_moved_between_source_and_edit():
 
 def test_the_alignment_is_not_tilted_by_an_expression_that_moves_some_rigid_points():
     squint = moved((33, 263), dy=-0.02)  # outer eye corners lifted by a strong AU6
-    squint = moved(LIP_CORNER, dx=0.04, dy=-0.04, points=squint)
+    squint = moved(LIP_CORNER, dx=2 * U12, dy=-2 * U12, points=squint)
     delta = change(TEMPLATE, squint)
     assert delta["AU12"] == pytest.approx(2.0, abs=0.1)
     assert big(delta, skip=("AU12",), limit=0.12) == {}  # 0.26 (AU5) without the reweighting

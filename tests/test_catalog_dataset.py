@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 import edit
-from complexface.au import AUS, EDITABLE, AUError
+from complexface.au import AUS, EDITABLE, AUError, split_side
 from complexface.data.imagefolder import ImageFolderBuilder, split_identities
-from complexface.expressions import CATALOG, CatalogError, load_catalog
+from complexface.expressions import CATALOG, CatalogError, load_catalog, prototypes
 from complexface.sweep import catalog_plan
 from tests.conftest import compose_config
 
@@ -27,10 +27,37 @@ def test_catalog_has_sourced_bilingual_recipes_including_the_brief_target():
     assert "smiling on the surface while angry inside" in target.captions_en
     assert sum(r.complex for r in catalog.values()) >= 10
     for recipe in catalog.values():
-        assert set(recipe.aus.values) <= set(EDITABLE)
+        assert {split_side(au)[0] for au in recipe.aus.values} <= set(EDITABLE)
         assert all(not AUS[au].editable for au in recipe.needs)  # approximated units are the non-editable ones
         assert recipe.citation and len(recipe.captions_en) >= 3 and len(recipe.captions_ja) >= 3
         assert all(any("\u3040" <= ch <= "\u9fff" for ch in c) for c in recipe.captions_ja)  # Japanese script
+
+
+def test_every_basic_emotion_has_a_strong_prototype_and_contempt_is_one_sided(tmp_path):
+    catalog = load_catalog()
+    protos = prototypes(catalog)
+    assert set(protos) == {"joy", "sadness", "surprise", "anger", "disgust", "fear", "contempt"}
+    for rid in protos.values():
+        assert all(0 < v <= 5 for v in catalog[rid].aus.values.values()) and max(catalog[rid].aus.values.values()) >= 3
+    contempt = catalog["contempt_prototype"].aus
+    assert contempt.values == {"AU12L": 4} and contempt.sided and contempt.vector()[EDITABLE.index("AU12")] == 2
+    assert catalog_plan(only=["contempt_prototype"]).row_slugs == ["contempt_prototype"]
+    assert catalog["anger_prototype"].needs.keys() == {"AU7", "AU23", "AU24"}
+    assert "AU10" in catalog["disgust_prototype"].needs
+    good = yaml.safe_load(CATALOG.read_text())["recipes"][0]
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump({"recipes": [{**good, "aus": {"AU12R": 2, "AU6": 1}}]}, allow_unicode=True))
+    assert load_catalog(path)[good["id"]].aus.values == {"AU6": 1, "AU12R": 2}
+
+
+def test_an_editor_without_sides_skips_one_sided_recipes_of_the_whole_catalog_only():
+    with pytest.warns(UserWarning, match="skipping the one-sided recipe"):
+        job, _ = edit.build(compose_config("edit", ["editor=closed_loop", "expression=catalog", *FAST]), Path("unused"))
+    assert "contempt_prototype" not in job.plan.rows and "anger_prototype" in job.plan.rows
+    assert len(job.plan.rows) == len(load_catalog()) - 1 and job.plan.recipes == load_catalog()
+    with pytest.raises(AUError, match="closed_loop editor has no per-side AUs"):
+        edit.build(compose_config("edit", ["editor=closed_loop", "expression=catalog",
+                                           "expression.only=[contempt_prototype]", *FAST]), Path("unused"))
 
 
 @pytest.mark.parametrize(("change", "error", "message"), [
@@ -83,8 +110,8 @@ def test_split_identities_is_stratified_deterministic_and_fills_every_split():
 @pytest.fixture(scope="module")
 def catalog_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("catalog_run")
-    cfg = compose_config("edit", [FACES, "expression=catalog", "expression.only=[anger_masking_smile,felt_smile]",
-                        "dataset=imagefolder", *FAST])
+    cfg = compose_config("edit", [FACES, "expression=catalog", "dataset=imagefolder", *FAST,
+                                  "expression.only=[anger_masking_smile,felt_smile,contempt_prototype]"])
     summary = edit.edit(cfg, run_dir)
     assert summary["failed"] == 0
     return run_dir
@@ -96,17 +123,21 @@ def _metadata(folder: Path) -> dict[str, bytes]:
 
 def test_catalog_sweep_writes_recipe_grids_and_the_dataset(catalog_run):
     assert (catalog_run / "grids/groups/east_asian/anger_masking_smile.jpg").exists()
+    assert len(list((catalog_run / "grids/compare").glob("*.jpg"))) == 8  # one comparison per face
     rows = {s: [json.loads(line) for line in (catalog_run / "dataset" / s / "metadata.jsonl").read_text().splitlines()]
             for s in ("train", "validation", "test")}
     faces = {s: {r["face"] for r in rs} for s, rs in rows.items()}
     assert all(faces.values()) and not (faces["train"] & faces["validation"] or faces["train"] & faces["test"]
                                         or faces["validation"] & faces["test"])
     every = [r for rs in rows.values() for r in rs]
-    assert len(every) == 8 * 3  # 8 faces x (2 recipes + the source)
+    assert len(every) == 8 * 4  # 8 faces x (3 recipes + the source)
     smile = next(r for r in every if r["recipe"] == "anger_masking_smile")
-    assert smile["aus"] == [0, 0, 2, 0, 0, 0, 3, 0, 1, 0, 0, 0] and (smile["felt"], smile["displayed"]) == ("anger", "joy")
+    assert smile["aus"] == [0, 0, 2, 0, 0, 0, 3, 0, 1, 0, 0, 0]
+    assert (smile["felt"], smile["displayed"]) == ("anger", "joy")
     assert smile["text"] == smile["text_en"] and smile["text_ja"] and smile["backend"] == "warp"
     assert len(smile["measured"]) == 12 and smile["measured"][6] > 1  # measured AU12 went up
+    contempt = next(r for r in every if r["recipe"] == "contempt_prototype")
+    assert contempt["aus"] == [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0]  # AU12L=4: one side counts half
     source = next(r for r in every if r["recipe"] == "as_photographed")
     assert source["aus"] == [0] * 12 and source["measured"] is None
     for split, entries in rows.items():
@@ -142,13 +173,49 @@ def test_rebuild_is_idempotent_resumes_and_is_seeded(catalog_run, tmp_path):
 
 def test_filter_drops_edits_that_miss_their_recipe(catalog_run):
     result = ImageFolderBuilder(min_response=50.0, folder="dataset_strict").build(catalog_run)
-    assert result["dropped"] == 16 and sum(result["rows"].values()) == 8  # only the source rows remain
-    reasons = [json.loads(line)["reason"] for line in (catalog_run / "dataset_strict/dropped.jsonl").read_text().splitlines()]
+    assert result["dropped"] == 24 and sum(result["rows"].values()) == 8  # only the source rows remain
+    dropped = (catalog_run / "dataset_strict/dropped.jsonl").read_text().splitlines()
+    reasons = [json.loads(line)["reason"] for line in dropped]
     assert all("measured" in r and "requested" in r for r in reasons)
 
 
 def test_builder_refuses_a_run_without_catalog_edits(tmp_path):
-    cfg = compose_config("edit", ["faceset.limit=1", "expression=custom", "expression.edits=[AU12:2]", "measure=off", *FAST])
+    cfg = compose_config("edit", ["faceset.limit=1", "expression=custom", "expression.edits=[AU12:2]", "measure=off",
+                                  *FAST])
     edit.edit(cfg, tmp_path)
     with pytest.raises(CatalogError, match="no finished catalog edits"):
         ImageFolderBuilder().build(tmp_path)
+
+
+def test_complex_recipes_are_compared_with_their_emotions_prototypes(tmp_path):
+    from PIL import Image
+
+    from complexface.report.grids import comparison_rows
+    from complexface.runs import Manifest
+    from complexface.sweep import EditPlan
+
+    only = ["anger_masking_smile", "bittersweet", "embarrassed_smile", "suppressed_sadness", "felt_smile",
+            "anger_prototype", "happiness_prototype"]
+    cfg = compose_config("edit", ["faceset.only=[001.jpg]", "expression=catalog", f"expression.only=[{','.join(only)}]",
+                                  "expression.scales=[0.5,1]", "measure=off", *FAST])
+    summary = edit.edit(cfg, tmp_path)
+    assert summary["failed"] == 0 and summary["n_compare_grids"] == 1
+    plan = catalog_plan(only=only, scales=[0.5, 1])
+    crops = {r.label: tmp_path / r.crop for r in Manifest(tmp_path)}
+    source = tmp_path / next(iter(Manifest(tmp_path))).source_crop
+    rows = comparison_rows(plan, {rid: crops[e[1].label] for rid, e in zip(plan.rows, plan.grid, strict=True)}, source)
+    layout = {rid: [(p.label, p.note if p.image is None else p.image.name) for p in panels] for rid, panels in rows}
+    at = {rid: crops[plan.recipes[rid].aus.label].name for rid in only}  # the edits at scale 1
+    assert list(layout) == ["anger_masking_smile", "bittersweet", "embarrassed_smile", "suppressed_sadness"]
+    assert layout["anger_masking_smile"] == [
+        ("source", source.name), ("recipe", at["anger_masking_smile"]),
+        ("felt: anger\nanger_prototype", at["anger_prototype"]),
+        ("displayed: joy\nhappiness_prototype", at["happiness_prototype"])]
+    assert layout["bittersweet"][2:] == [("felt: joy\nhappiness_prototype", at["happiness_prototype"]),
+                                         ("felt: sadness\nsadness_prototype", "not in run"),
+                                         ("displayed: mixed", "no prototype")]
+    assert layout["embarrassed_smile"][2] == ("felt: embarrassment", "no prototype")
+    assert layout["suppressed_sadness"][3] == ("displayed: neutral\n(source)", source.name)
+    with Image.open(tmp_path / "grids/compare/001.jpg") as grid:  # 4 rows, up to 5 panels of 64 px + captions
+        assert grid.width >= 90 + 5 * 64 and 4 * (64 + 20) < grid.height < 4 * (64 + 60) + 40
+    assert not comparison_rows(EditPlan(["AU12=3"]), {}, source)  # not a catalog plan: no comparison

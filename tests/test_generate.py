@@ -53,6 +53,16 @@ PARAPHRASES: dict[str, tuple[list[str], list[str]]] = {
                           ["悲しんでいる顔", "とても悲しそうな人"]),
     "surprise_prototype": (["a totally astonished face with the jaw dropped", "shocked, eyes wide open in surprise"],
                            ["びっくりして口をぽかんと開けている", "目を丸くして驚いている"]),
+    "happiness_prototype": (["an overjoyed face, laughing out loud", "a person bursting with happiness"],
+                            ["大喜びではしゃいでいる顔", "うれしくて大笑いしている人"]),
+    "anger_prototype": (["a mad, scowling face", "someone glaring in open rage"],
+                        ["怒りをあらわにしている顔", "カンカンに怒ってにらんでいる"]),
+    "disgust_prototype": (["a face twisted in disgust", "someone smelling something foul"],
+                          ["吐き気がするほど嫌そうな顔", "くさいものを嗅いで顔をゆがめる"]),
+    "fear_prototype": (["a scared, horrified face", "someone panicking in terror"],
+                       ["怖くて震えている顔", "恐ろしさに青ざめた顔"]),
+    "contempt_prototype": (["a disdainful smirk", "looking at someone with scorn"],
+                           ["人を小ばかにしたような顔", "見下した冷たい薄笑い"]),
 }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from complexface.atomic import atomic_write, write_text
-from complexface.au import EDITABLE
+from complexface.au import EDITABLE, AUEdit
 from complexface.expressions import LANGUAGES, CatalogError, Recipe, load_catalog
 from complexface.runs import OK, Manifest, Record
 
@@ -113,7 +113,7 @@ class ImageFolderBuilder:
             measured = (record.extra.get("metrics") or {})
             rows[assignment[record.face_id]].append({
                 "file_name": name, **self._caption(recipe, f"{record.face_id}:{recipe.id}:{place['scale']:g}"),
-                "aus": [record.edit.get(au, 0.0) for au in EDITABLE], "recipe": recipe.id, "felt": recipe.felt,
+                "aus": AUEdit(record.edit).vector(), "recipe": recipe.id, "felt": recipe.felt,
                 "displayed": recipe.displayed, "scale": place["scale"], "face": record.face_id, "group": record.group,
                 "backend": record.extra.get("editor", ""),
                 "measured": [measured.get(f"d_{au}") for au in EDITABLE] if measured.get("status") == OK else None,

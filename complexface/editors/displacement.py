@@ -66,15 +66,16 @@ def jacobian(disp: np.ndarray, step: int) -> np.ndarray:
     return np.dstack([1 + dxx, dxy, dyx, 1 + dyy]).astype(np.float32)
 
 
-def cap(disp: np.ndarray, step: int, min_jacobian: float) -> np.ndarray:
-    """Attenuate the displacement smoothly around cells that would keep < ``min_jacobian`` of their area.
+def cap(disp: np.ndarray, step: int, min_jacobian: float | np.ndarray) -> np.ndarray:
+    """Attenuate the displacement smoothly around cells that would keep < ``min_jacobian`` of their area
+    (a number, or one per grid cell: shape ``disp.shape[:2]`` less one row and column).
 
     Falls back to scaling the whole displacement down, which always succeeds (at 0 it is the
     identity), so the result is one-to-one.
     """
     for _ in range(6):
         det = cell_jacobian(disp, step)
-        if det.min() >= min_jacobian:
+        if (det >= min_jacobian).all():
             return disp
         target = min_jacobian + 0.05
         limit = np.where(det < target, (1 - target) / np.maximum(1 - det, 1e-6), 1.0).astype(np.float32)
@@ -86,7 +87,7 @@ def cap(disp: np.ndarray, step: int, min_jacobian: float) -> np.ndarray:
         alpha = cv2.GaussianBlur(cv2.erode(node, np.ones((9, 9), np.uint8)), (0, 0), 3.0)
         disp = disp * alpha[..., None]
     for scale in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0):
-        if cell_jacobian(scale * disp, step).min() >= min_jacobian:
+        if (cell_jacobian(scale * disp, step) >= min_jacobian).all():
             break
     return np.float32(scale) * disp
 

@@ -28,6 +28,8 @@ UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 """The inner-lip contours from the image-left to the image-right mouth corner (which they share)."""
 IRIS_CENTERS = (468, 473)
+IRIS = tuple(range(468, 478))
+"""The two irises: centre and four rim points each."""
 EYE_CORNERS = ((33, 133), (362, 263))
 """(outer, inner) of the image-left eye, then (inner, outer) of the image-right eye."""
 

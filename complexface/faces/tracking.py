@@ -14,7 +14,8 @@ source (a regenerated face) and the detector's landmarks are used for all of the
 
 An inner-lip point sits on the seam between the lips, where an opening mouth shows new content; it
 moves with its own lip, so it takes the flow found ``LIP_DEPTH`` inside that lip (up for the upper
-lip, down for the lower one).
+lip, down for the lower one). A lid-margin point likewise sits where the lid slides over the eyeball,
+which does not move with it, so it takes the flow ``LID_DEPTH`` inside its own lid.
 
 The flow is DIS's medium preset made cheaper (patch stride 4, 12 gradient-descent and 3 variational
 iterations): on the warp editor's edits it is within 0.05 px as close to the true motion (median
@@ -35,6 +36,11 @@ MIN_WINDOW = 64
 """Smallest flow window side (px): DIS needs a few pyramid levels."""
 LIP_DEPTH = 0.04
 """Inner-lip points follow the flow this far (IOD) inside their own lip, away from the seam."""
+LID_DEPTH = 0.02
+"""Lid-margin points follow the flow this far (IOD) inside their own lid, away from the eyeball."""
+UPPER_LID_MARGIN = (246, 161, 160, 159, 158, 157, 173, 466, 388, 387, 386, 385, 384, 398)
+LOWER_LID_MARGIN = (7, 163, 144, 145, 153, 154, 155, 249, 390, 373, 374, 380, 381, 382)
+"""The lid margins between the eye corners (both eyes)."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ class LandmarkTracker:
         """The landmarks of ``source`` (crop pixels) carried into ``edited`` (same size); z is kept."""
         if source.shape != edited.shape:
             raise ValueError(f"source and edit differ in shape: {source.shape} vs {edited.shape}")
-        motion, error = self.flow(source, edited, landmarks.xy + lip_offsets(landmarks))
+        motion, error = self.flow(source, edited, landmarks.xy + margin_offsets(landmarks))
         trusted = error <= self.tolerance + self.relative * np.linalg.norm(motion, axis=1)
         points = landmarks.points.copy()
         points[:, :2] += motion
@@ -145,13 +151,14 @@ class LandmarkTracker:
         return self._source[1]
 
 
-def lip_offsets(landmarks: Landmarks) -> np.ndarray:
-    """(478, 2) px: from each inner-lip point ``LIP_DEPTH`` into its own lip (zero for other points and
-    the mouth corners)."""
+def margin_offsets(landmarks: Landmarks) -> np.ndarray:
+    """(478, 2) px: from each inner-lip point ``LIP_DEPTH`` into its own lip and from each lid-margin point
+    ``LID_DEPTH`` into its own lid (zero for other points and the mouth and eye corners)."""
     offsets = np.zeros((len(landmarks.points), 2))
-    step = LIP_DEPTH * float(np.linalg.norm(landmarks.points[473] - landmarks.points[468])) * landmarks.down
-    offsets[list(UPPER_INNER_LIP[1:-1])] = -step
-    offsets[list(LOWER_INNER_LIP[1:-1])] = step
+    down = float(np.linalg.norm(landmarks.points[473] - landmarks.points[468])) * landmarks.down
+    for ids, depth in ((UPPER_INNER_LIP[1:-1], -LIP_DEPTH), (LOWER_INNER_LIP[1:-1], LIP_DEPTH),
+                       (UPPER_LID_MARGIN, -LID_DEPTH), (LOWER_LID_MARGIN, LID_DEPTH)):
+        offsets[list(ids)] = depth * down
     return offsets
 
 

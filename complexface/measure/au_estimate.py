@@ -37,6 +37,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from complexface.facs_motion import UNITS as MOTION_UNITS
 from complexface.measure.geometry import PointsLike, as_points, frontalize, load_template, squeeze
 
 # MediaPipe face-mesh indices, image-left side first.
@@ -55,12 +56,9 @@ LIP_CORNERS = (61, 291)
 INNER_LIPS = ((82, 87), (13, 14), (312, 317))
 """(upper, lower) inner-lip pairs: left of centre, centre, right of centre."""
 
-UNITS: dict[str, float] = {
-    "AU1": 0.034, "AU2": 0.034, "AU4": 0.015, "AU5": 0.012, "AU6": 0.015, "AU9": 0.020,
-    "AU12": 0.020, "AU15": 0.016, "AU17": 0.020, "AU20": 0.020, "AU25": 0.030, "AU26": 0.060,
-}
-"""Quantity change per FACS intensity step (IOD; a nose-length ratio for AU9), from published facial-motion
-ranges (README, "How each quantity is measured")."""
+UNITS: dict[str, float] = {**MOTION_UNITS, "AU9": 0.020}
+"""Quantity change per FACS intensity step: the published motion per step (``complexface.facs_motion``, IOD),
+with AU9 as a ratio to the nose length (0.020)."""
 
 
 def _y(front: np.ndarray, ids) -> np.ndarray:

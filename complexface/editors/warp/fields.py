@@ -16,6 +16,8 @@ from complexface.editors.warp.geometry import (
     LIP_CORNER,
     LOWER_LID,
     LOWER_LIP_MID,
+    MENTON,
+    NASION,
     NOSE_TIP,
     NOSE_WING,
     SIDES,
@@ -79,7 +81,8 @@ def au4(g: Geometry) -> np.ndarray:
         field += g.band(pts, [(0, d) for d in drop], side, up=np.maximum(_gap(g, pts, lower), 0.05),
                         down=np.maximum(0.6 * _gap(g, pts, LOWER_LID[SIDES.index(side)]), 0.03),
                         reach_in=0.05, reach_out=0.1)
-    return field
+    # the nose root (nasion) stays: the brows' motion fades out over the bridge between them
+    return field * (1 - 0.7 * g.bump(g.at(NASION), (0, 1), inward=0.1, outward=0.1, up=0.08, down=0.12)[1])
 
 
 def au5(g: Geometry) -> np.ndarray:
@@ -159,12 +162,26 @@ def au25(g: Geometry) -> np.ndarray:
 
 
 def au26(g: Geometry) -> np.ndarray:
-    """Jaw drop: lower lip, chin and jaw go down, the mouth opens, the face lengthens."""
+    """Jaw drop: lower lip, chin and jaw go down, the mouth opens, the face lengthens.
+
+    The jaw moves rigidly from the lower lip down to the chin bottom (menton) and the motion fades over
+    the neck below it."""
     mid, seam, boss = g.at(LIP_CORNER)[0], g.at(LOWER_INNER_LIP)[1], g.at(CHIN_BOSS)[1]
-    below = min(0.75, float(g.V.max()) - boss - 0.05)
-    jaw = g.box((mid - 0.3, mid + 0.3), (seam, boss), (0, 0.17),
+    menton = g.at(MENTON)[1]
+    below = min(0.75, float(g.V.max()) - menton - 0.05)
+    jaw = g.box((mid - 0.3, mid + 0.3), (seam, menton), (0, 0.17),
                 fall_u=0.75, fall_up=seam - g.at(2)[1], fall_down=below)
     return jaw * g.jaw_share(boss)
+
+
+def smile_opening(g: Geometry) -> np.ndarray:
+    """AU12 with the lips apart (AU25): the zygomatic pull lifts the lateral upper lip with the corners, so the
+    opening takes a smile's crescent and shows the upper teeth (spontaneous smiles raise the upper lip by 28%
+    of its resting height: Tarantili, Halazonetis & Spyropoulos 2005). Upper lip only."""
+    field = g.zeros()
+    for side, lateral in g.sides(((81, 80), (311, 310))):
+        field += g.bump(g.at(lateral), (0.01, -0.05), side, inward=0.3, outward=0.28, up=0.22, down=0.15)
+    return field * g.upper_gate()
 
 
 AU_FIELDS: dict[str, Callable[[Geometry], np.ndarray]] = {
@@ -172,3 +189,8 @@ AU_FIELDS: dict[str, Callable[[Geometry], np.ndarray]] = {
     "AU12": au12, "AU15": au15, "AU17": au17, "AU20": au20, "AU25": au25, "AU26": au26,
 }
 assert tuple(AU_FIELDS) == EDITABLE
+
+AU_PAIRS: dict[str, tuple[tuple[str, str], Callable[[Geometry], np.ndarray]]] = {
+    "AU12+AU25": (("AU12", "AU25"), smile_opening),
+}
+"""Motions two AUs make together and neither alone, at ``DESIGN_INTENSITY`` of the weaker (positive) one."""

@@ -25,9 +25,13 @@ LIP_CORNER = (61, 291)
 UPPER_LIP_MID = (0, 13)
 LOWER_LIP_MID = (14, 17)
 CHIN_BOSS = (18, 200, 199)
+MENTON = 152
+NASION = 168
 NOSE_TIP = (1, 4)
 SIDES = (-1, 1)
 """Sign of "outward" along u for the image-left and image-right halves."""
+NECK_FLOOR = 0.08
+"""Smallest area ratio the warp may leave the neck below the chin bottom (where a jaw drop folds it)."""
 SIDE_BLEND = 0.05
 """Half width (face units) of the band across the midline where a one-sided AU (``AU12L``) fades out."""
 EASE = 0.25
@@ -127,6 +131,14 @@ class Geometry:
         signed = signed[self.step // 2::self.step, self.step // 2::self.step]
         reach = min(outside * unit, FACE_MARGIN * self.landmarks.width - self.step * math.sqrt(2) - 2)
         return falloff((signed + inside * unit) / (inside * unit + reach))
+
+    def floor(self, min_jacobian: float) -> np.ndarray:
+        """Smallest area ratio per grid cell for the one-to-one cap: ``min_jacobian``, falling to
+        ``NECK_FLOOR`` on the neck below the chin bottom, which a jaw drop folds under the chin (in a photo
+        the chin covers it; a one-to-one warp can only squeeze it)."""
+        v = (self.V[:-1, :-1] + self.V[1:, 1:]) / 2
+        neck = smoothstep((v - self.uv[MENTON, 1]) / 0.05)
+        return (min_jacobian + (min(NECK_FLOOR, min_jacobian) - min_jacobian) * neck).astype(np.float32)
 
     def left_share(self, u: np.ndarray | None = None) -> np.ndarray:
         """How much of a bilateral field belongs to the person's left side (the image-right half of a frontal
