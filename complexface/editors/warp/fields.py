@@ -139,8 +139,10 @@ def au15(g: Geometry) -> np.ndarray:
 
 
 def au17(g: Geometry) -> np.ndarray:
-    """Chin raiser: chin boss and lower lip pushed up; the mouth line bows up."""
-    field = g.bump(g.at(CHIN_BOSS), (0, -0.065), inward=0.45, outward=0.45, up=0.3, down=0.42, plateau=0.2)
+    """Chin raiser: chin boss and lower lip pushed up; the mouth line bows up. The chin bottom (menton) stays:
+    the boss bunches above it."""
+    to_menton = max(0.08, float(g.at(MENTON)[1] - g.at(CHIN_BOSS)[1]))
+    field = g.bump(g.at(CHIN_BOSS), (0, -0.065), inward=0.45, outward=0.45, up=0.3, down=to_menton, plateau=0.2)
     field += g.bump(g.at(LOWER_LIP_MID), (0, -0.045), inward=0.33, outward=0.33, up=0.3, down=0.3)
     return field
 
