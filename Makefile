@@ -28,6 +28,7 @@ bench: venv  ## benchmarks (not tests); figures go in the README
 	PYTHONPATH=. $(PY) bench/bench_demo.py
 	PYTHONPATH=. $(PY) bench/bench_train.py
 	PYTHONPATH=. $(PY) bench/bench_magicface.py
+	PYTHONPATH=. $(PY) bench/bench_study.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -219,3 +219,145 @@ def test_complex_recipes_are_compared_with_their_emotions_prototypes(tmp_path):
     with Image.open(tmp_path / "grids/compare/001.jpg") as grid:  # 4 rows, up to 5 panels of 64 px + captions
         assert grid.width >= 90 + 5 * 64 and 4 * (64 + 20) < grid.height < 4 * (64 + 60) + 40
     assert not comparison_rows(EditPlan(["AU12=3"]), {}, source)  # not a catalog plan: no comparison
+
+
+def _record(edit: dict[str, float], deltas: dict[str, float]):
+    from complexface.runs import OK, Record
+
+    return Record(face_file="x.jpg", face_id="x", group="g", edit=edit, label="edit", status=OK,
+                  extra={"metrics": {"status": OK, **{f"d_{au}": v for au, v in deltas.items()}}})
+
+
+def test_min_response_judges_every_requested_au_also_the_ones_below_one():
+    from complexface.data.imagefolder import _missed
+
+    assert _missed(_record({"AU12": 2, "AU17": 0.5}, {"AU12": 1.8, "AU17": 0.02}), 0.25) == (
+        "AU17 measured 0.02 for a requested 0.5 (< 0.25 of it)")  # was skipped: requests below 1 went unjudged
+    assert _missed(_record({"AU12": 2, "AU17": 0.5}, {"AU12": 1.8, "AU17": 0.2}), 0.25) == ""
+    assert _missed(_record({"AU15": -0.5}, {"AU15": 0.1}), 0.25).startswith("AU15 measured 0.10")  # wrong way
+    assert _missed(_record({"AU15": -0.5}, {"AU15": -0.3}), 0.25) == ""
+    assert _missed(_record({"AU12L": 0.5}, {"AU12L": 0.0}), 0.25).startswith("AU12L")  # one side, small
+    assert _missed(_record({"AU12": 0.5}, {}), 0.25) == ""  # not measured: not judged
+    assert _missed(_record({"AU12": 0.5}, {"AU12": float("nan")}), 0.25) == ""
+
+
+def _built_files(folder: Path) -> tuple[set[str], set[str]]:
+    """(files in the split folders, files the metadata lists plus the metadata files)."""
+    present = {str(p.relative_to(folder)) for p in folder.glob("*/*")}
+    listed = set()
+    for meta in folder.glob("*/metadata.jsonl"):
+        split = meta.parent.name
+        listed |= {f"{split}/metadata.jsonl"} | {
+            f"{split}/{json.loads(line)['file_name']}" for line in meta.read_text().splitlines()}
+    return present, listed
+
+
+def test_rebuild_with_another_seed_or_filter_removes_the_previous_builds_files(catalog_run):
+    folder = catalog_run / "dataset_rebuilt"
+    first = ImageFolderBuilder(folder=folder.name).build(catalog_run)
+    assert first["stale_removed"] == 0
+    (folder / "train" / "notes.txt").write_text("not the builder's: kept")
+    (folder / "test" / ".001__felt_smile__1.png.x1.tmp").write_bytes(b"half")  # an interrupted write
+    other = ImageFolderBuilder(seed=1, folder=folder.name).build(catalog_run)
+    assert other["faces"] != first["faces"]  # faces moved between splits ...
+    present, listed = _built_files(folder)
+    assert present == listed | {"train/notes.txt"} and other["stale_removed"] > 1  # ... and left nothing behind
+    build = json.loads((folder / "build.json").read_text())
+    assert set(build["files"]) == listed and build["settings"]["seed"] == 1 and build["rows"] == other["rows"]
+    strict = ImageFolderBuilder(seed=1, min_response=50.0, folder=folder.name).build(catalog_run)
+    present, listed = _built_files(folder)
+    assert present == listed | {"train/notes.txt"} and strict["stale_removed"] == strict["dropped"] == 24
+    assert all("__source" in f or f.endswith(("metadata.jsonl", "notes.txt")) for f in present)
+    ImageFolderBuilder(seed=1, min_response=50.0, include_sources=False, folder=folder.name).build(catalog_run)
+    assert _built_files(folder)[0] == {"train/notes.txt"} and not (folder / "test").exists()  # empty split: gone
+
+
+def _write_recognized(path: Path, run_dir: Path, felt, displayed=lambda group, recipe: 0.8, skip=(), cells=()):
+    """A recognized.csv (complexface.study.analysis) for the run's edits: rates from felt(group, recipe) and
+    displayed(group, recipe), n = 20 each; the (face, recipe) pairs in ``skip`` left out (not in the study)."""
+    import pandas as pd
+
+    from complexface.runs import Manifest
+
+    rows = []
+    for record in Manifest(run_dir):
+        for place in record.extra.get("placements", []):
+            if (record.face_id, place["row"]) in skip:
+                continue
+            rows.append({"level": "stimulus", "stimulus": f"s{len(rows)}", "face": record.face_id,
+                         "recipe": place["row"], "intensity": place["scale"], "face_group": record.group,
+                         "displayed_n": 20, "displayed_rate": displayed(record.group, place["row"]), "felt_n": 20,
+                         "felt_rate": felt(record.group, place["row"]), "verdict": "recognised"})
+    for recipe, group, felt_rate in cells:
+        rows.append({"level": "cell", "stimulus": "", "face": "", "recipe": recipe, "intensity": "1.0",
+                     "face_group": group, "displayed_n": 80, "displayed_rate": 0.8, "felt_n": 80,
+                     "felt_rate": felt_rate, "verdict": ""})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for meta in sorted(folder.glob("*/metadata.jsonl")) for line in meta.read_text().splitlines()]
+
+
+def test_human_verdicts_keep_only_the_edits_raters_recognised(catalog_run, tmp_path):
+    from complexface.runs import Manifest
+
+    groups = {r.face_id: r.group for r in Manifest(catalog_run)}
+    east = sorted(f for f, g in groups.items() if g == "east_asian")
+    unseen = [(face, "contempt_prototype") for face in sorted(groups)[:2]]  # the study did not show these
+    assert groups[unseen[0][0]] != groups[unseen[1][0]]
+    rates = {"felt_smile": 0.9, "contempt_prototype": 0.6}
+    path = _write_recognized(tmp_path / "recognized.csv", catalog_run, skip=unseen,
+                             felt=lambda g, r: rates.get(r, 0.3 if g == "east_asian" else 0.7),
+                             cells=[("contempt_prototype", groups[unseen[0][0]], 0.8),
+                                    ("contempt_prototype", groups[unseen[1][0]], 0.2)])
+    result = ImageFolderBuilder(recognized=str(path), min_recognition=0.5, folder="dataset_human").build(catalog_run)
+    assert result["dropped_by"] == {"min_response": 0, "recognition": len(east), "unrated": 2}
+    rows = _rows(catalog_run / "dataset_human")
+    edited = [r for r in rows if r["recipe"] != "as_photographed"]
+    assert len(edited) == 24 - len(east) - 2 and len(rows) == len(edited) + 8  # the sources are never filtered
+    assert not any(r["recipe"] == "anger_masking_smile" and r["face"] in east for r in edited)
+    assert {r["human_felt"] for r in edited if r["recipe"] == "felt_smile"} == {0.9}
+    assert all(r["human_felt"] is None for r in rows if r["recipe"] == "as_photographed")
+    dropped = [json.loads(line) for line in (catalog_run / "dataset_human/dropped.jsonl").read_text().splitlines()]
+    reasons = {(d["face"], d["recipe"]): (d["rule"], d["reason"]) for d in dropped}
+    assert reasons[(east[0], "anger_masking_smile")] == (
+        "recognition", "human recognition (stimulus): felt 0.30 < 0.5 (n=20)")
+    assert reasons[unseen[0]] == ("unrated", "not rated in recognized.csv")
+
+    keep = ImageFolderBuilder(recognized=str(path), unrated="keep", folder="dataset_human").build(catalog_run)
+    assert keep["unrated_kept"] == 2 and keep["dropped"] == len(east)
+    cell = ImageFolderBuilder(recognized=str(path), unrated="cell", folder="dataset_human").build(catalog_run)
+    assert cell["dropped_by"] == {"min_response": 0, "recognition": len(east) + 1, "unrated": 0}  # by 0.8 / 0.2
+    displayed = ImageFolderBuilder(recognized=str(path), recognition_question="displayed",
+                                   folder="dataset_human").build(catalog_run)
+    assert displayed["dropped_by"] == {"min_response": 0, "recognition": 0, "unrated": 2}
+    assert ImageFolderBuilder(recognized=str(path), recognition_question="either",
+                              folder="dataset_human").build(catalog_run)["dropped_by"]["recognition"] == 0
+    both = ImageFolderBuilder(recognized=str(path), recognition_question="both", min_recognition=0.75,
+                              folder="dataset_human").build(catalog_run)  # displayed 0.8, felt 0.9 / 0.6 / 0.3|0.7
+    assert both["dropped_by"]["recognition"] == 8 + 6  # anger_masking everywhere, contempt where rated
+    present, listed = _built_files(catalog_run / "dataset_human")
+    assert present == listed
+
+
+def test_human_verdict_settings_come_from_the_dataset_config_and_bad_files_are_refused(catalog_run, tmp_path):
+    from hydra.utils import instantiate
+
+    path = _write_recognized(tmp_path / "recognized.csv", catalog_run, felt=lambda g, r: 0.9 if r == "felt_smile" else 0.4)
+    cfg = compose_config("edit", ["dataset=imagefolder", f"dataset.recognized={path}", "dataset.min_recognition=0.8",
+                                  "+dataset.builder.folder=dataset_hydra"])
+    result = instantiate(cfg.dataset.builder, _convert_="all").build(catalog_run)
+    assert result["dropped_by"]["recognition"] == 16 and sum(result["rows"].values()) == 8 + 8
+    silent = _write_recognized(tmp_path / "no_felt.csv", catalog_run, felt=lambda g, r: 0.5)
+    silent.write_text(silent.read_text().replace(",20,0.5,", ",0,,"))  # the felt question was never asked
+    with pytest.raises(CatalogError, match="no felt-emotion ratings of any stimulus.*recognition_question=displayed"):
+        ImageFolderBuilder(recognized=str(silent), folder="dataset_hydra").build(catalog_run)
+    with pytest.raises(CatalogError, match="does not exist"):
+        ImageFolderBuilder(recognized=str(tmp_path / "missing.csv")).build(catalog_run)
+    (tmp_path / "other.csv").write_text("face,recipe\nx,y\n")
+    with pytest.raises(CatalogError, match="no column level"):
+        ImageFolderBuilder(recognized=str(tmp_path / "other.csv")).build(catalog_run)
+    with pytest.raises(CatalogError, match="recognition_question must be one of"):
+        ImageFolderBuilder(recognition_question="hidden")
