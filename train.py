@@ -55,7 +55,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best:  # test and export the best checkpoint's weights
-            model.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"], strict=False)
+            checkpoint = torch.load(best, map_location="cpu", weights_only=False)
+            model.on_load_checkpoint(checkpoint)  # a module that saves only part of itself checks that part (sd_lora)
+            model.load_state_dict(checkpoint["state_dict"], strict=model.strict_loading)
         if cfg.test and "test" in datamodule.datasets:
             results = trainer.test(model, datamodule=datamodule, verbose=False)
             metrics.update(results[0] if results else {})

@@ -8,12 +8,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from complexface.atomic import write_text
+from complexface.devices import resolve_device, resolve_dtype
 from complexface.editors.base import Editor
 from complexface.expressions import select_recipes
 from complexface.faces import BackgroundCondition, FacePipeline, demo_faceset, paste_back, save_image
 from complexface.retrieval import Choice, PromptError, RecipeRetriever
 from complexface.settings import require
-from complexface.weights import lora_folder, sd15_pipeline_folder
+from complexface.weights import (
+    LORA_FILE,
+    CheckpointMismatchError,
+    check_state,
+    load_sd15_models,
+    lora_folder,
+    sd15_pipeline_folder,
+)
 
 
 class RecipeGenerator:
@@ -41,20 +49,38 @@ class RecipeGenerator:
         return choice, record
 
 
+def load_lora_strictly(pipeline, folder: Path, adapter: str = "lora") -> None:
+    """``pipeline.load_lora_weights(folder)``, then check that every tensor of the file (a ``train.py
+    model=sd_lora`` export: UNet LoRA only) became an adapter weight of the UNet, with its shape, and that the
+    UNet got no other adapter weights; CheckpointMismatchError otherwise (diffusers only warns)."""
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = folder / LORA_FILE
+    saved = load_file(str(path))
+    try:
+        pipeline.load_lora_weights(str(folder), adapter_name=adapter)
+    except (ValueError, RuntimeError, KeyError) as err:
+        raise CheckpointMismatchError(f"{path} does not fit the UNet of the SD 1.5 folder: {err}") from err
+    loaded = get_peft_model_state_dict(pipeline.unet, adapter_name=adapter) \
+        if adapter in getattr(pipeline.unet, "peft_config", {}) else {}
+    check_state(str(path), {f"unet.{k}": v for k, v in convert_state_dict_to_diffusers(loaded).items()}, saved)
+
+
 class SDLoRAGenerator:
     """``generator=sd_lora``: text-to-image with a local SD 1.5 pipeline and the LoRA of ``train.py model=sd_lora``.
 
     Draws each prompt (the call's ``prompt``, then the first ``language`` caption of each recipe in ``recipes``)
     once per seed in ``seeds``, ``batch_size`` images per pipeline call. Every image has its own CPU generator,
-    so it does not depend on the batching and starts from the same noise on any device. ``face`` is not used:
-    this generator draws new faces.
+    so it does not depend on the batching and starts from the same noise on any device. It draws new faces, so
+    a ``face`` is refused (SettingError) rather than ignored.
     """
 
     def __init__(self, pretrained: str | Path, lora: str | Path | None = None, recipes: Sequence[str] = (),
                  language: str = "en", seeds: Sequence[int] = (0,), batch_size: int = 4, steps: int = 30,
                  guidance: float = 7.5, size: int | None = None, lora_scale: float = 1.0,
-                 device: str | None = None) -> None:
-        import torch
+                 device: str | None = "auto", dtype: str | None = "auto") -> None:
         from diffusers import StableDiffusionPipeline
 
         require(len(seeds) > 0 and batch_size >= 1 and steps >= 1,
@@ -64,12 +90,13 @@ class SDLoRAGenerator:
         lora = lora_folder(lora) if lora else None
         self.recipes = select_recipes(recipes) if recipes else {}
         self.captions = {rid: r.captions(language)[0] for rid, r in self.recipes.items()}
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)  # the MagicFace editor's policy: bf16 on CUDA, fp32 on CPU
         self.pipeline = StableDiffusionPipeline.from_pretrained(str(pretrained), safety_checker=None,
-                                                                requires_safety_checker=False, torch_dtype=dtype)
+                                                                requires_safety_checker=False, torch_dtype=self.dtype,
+                                                                **load_sd15_models(pretrained, self.dtype))
         if lora:
-            self.pipeline.load_lora_weights(str(lora))
+            load_lora_strictly(self.pipeline, lora)
         self.pipeline.to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
         self.pretrained, self.lora, self.seeds, self.batch_size = pretrained, lora, list(seeds), batch_size
@@ -82,6 +109,8 @@ class SDLoRAGenerator:
 
         from complexface.report.grids import Thumbnails, draw_grid
 
+        require(not face, f"generator=sd_lora draws new faces from text and cannot use face={face}: drop face=, "
+                "or use generator=recipe to put the prompt's expression on that photo")
         rows = ([(prompt, None)] if prompt and prompt.strip() else []) + \
             [(caption, rid) for rid, caption in self.captions.items()]
         if not rows:
@@ -106,7 +135,8 @@ class SDLoRAGenerator:
                          Thumbnails(256))
         record = {"generator": "sd_lora", "pretrained": str(self.pretrained),
                   "lora": str(self.lora) if self.lora else None, "steps": self.steps, "guidance": self.guidance,
-                  "lora_scale": self.lora_scale, "seeds": self.seeds,
+                  "lora_scale": self.lora_scale, "seeds": self.seeds, "device": str(self.device),
+                  "dtype": str(self.dtype).removeprefix("torch."),
                   "images": [{"prompt": rows[row][0], "recipe_id": rows[row][1], "seed": seed,
                               "file": str(files[row, seed])} for row, seed in jobs],
                   "outputs": {"grid": str(save_image(grid, out_dir / "grid.png"))}}

@@ -1,4 +1,8 @@
-"""Experiment tracking: W&B (offline by default, run files inside the output dir) or nothing."""
+"""Experiment tracking: W&B (offline by default, run files inside the output dir) or nothing.
+
+Both stacks take the same W&B settings: ``logger.mode`` (edit.py, evaluate.py: ``WandbTracker``) and
+``train_logger.mode`` (train.py: ``wandb_logger``, Lightning's WandbLogger) are ``offline | online | disabled``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from complexface.settings import require
+
+WANDB_MODES = ("offline", "online", "disabled")
+"""``offline``: the run lives in ``<output dir>/wandb`` and ``wandb sync`` uploads it; ``online``: streams to the
+server (needs WANDB_API_KEY); ``disabled``: W&B calls do nothing."""
+
+
+def check_mode(mode: str, setting: str) -> str:
+    """``mode`` if it is one of WANDB_MODES, else SettingError naming ``setting``."""
+    require(mode in WANDB_MODES, f"{setting} must be one of {', '.join(WANDB_MODES)}, got {mode!r}")
+    return mode
 
 
 class Tracker:
@@ -34,13 +50,14 @@ class Tracker:
 
 class WandbTracker(Tracker):
     """A W&B run. ``mode="offline"`` writes under ``<dir>/wandb`` and syncs later with
-    ``wandb sync``; ``mode="online"`` streams to the server."""
+    ``wandb sync``; ``mode="online"`` streams to the server; ``mode="disabled"`` logs nothing."""
 
     def __init__(self, output_dir: str | os.PathLike, project: str = "complexface", mode: str = "offline",
                  name: str | None = None, group: str | None = None, tags: Sequence[str] = (),
                  config: Mapping[str, Any] | None = None, job_type: str | None = None) -> None:
         import wandb
 
+        check_mode(mode, "logger.mode")
         self._wandb = wandb
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -70,3 +87,17 @@ class WandbTracker(Tracker):
 
     def finish(self) -> None:
         self.run.finish()
+
+
+def wandb_logger(save_dir: str | os.PathLike, mode: str = "offline", offline: bool | None = None,
+                 **kwargs: Any):
+    """Lightning's ``WandbLogger`` for train.py (``train_logger=wandb``), set like ``logger=wandb``: ``mode`` is
+    offline | online | disabled; ``kwargs`` (project, name, group, tags, job_type, id, resume) go to it unchanged.
+    The old ``train_logger.offline`` switch is refused with a message naming ``train_logger.mode``."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    require(offline is None, f"train_logger.offline={offline} is no longer read: use train_logger.mode=offline|"
+            f"online|disabled (the key logger.mode has for edit.py and evaluate.py), e.g. "
+            f"train_logger.mode={'offline' if offline else 'online'}")
+    check_mode(mode, "train_logger.mode")
+    return WandbLogger(save_dir=str(save_dir), offline=mode == "offline", mode=mode, **kwargs)

@@ -7,7 +7,9 @@ that fetches them on a machine that can reach the hub.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from complexface.errors import UserError
 
@@ -31,6 +33,11 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 class ModelFolderError(UserError, FileNotFoundError):
     """A local model folder (text tower, CLIP, Stable Diffusion, LoRA) is missing or incomplete; the message
     says what to pass."""
+
+
+class CheckpointMismatchError(UserError, ValueError):
+    """Saved weights do not fit the model they are loaded into: the message names the missing, unexpected and
+    mis-shaped tensors (the first few of each and how many)."""
 
 
 def has_file(root: Path, spec: str) -> bool:
@@ -80,3 +87,77 @@ def lora_folder(path: str | os.PathLike) -> Path:
         raise ModelFolderError(f"no LoRA weights in {root}: expected {root / LORA_FILE}, which "
                                "`python train.py model=sd_lora ...` writes to <run dir>/model")
     return root
+
+
+def key_summary(keys: Sequence[str], limit: int = 5) -> str:
+    """``"2 (a, b)"`` or ``"12 (a, b, c, d, e and 7 more)"``."""
+    shown = ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+    return f"{len(keys)} ({shown})"
+
+
+def mismatch_message(what: str, missing: Iterable[str] = (), unexpected: Iterable[str] = (),
+                     wrong_shape: Iterable[str] = ()) -> str | None:
+    """One sentence naming what differs, or None when nothing does."""
+    parts = [f"{label} {key_summary(sorted(keys))}" for label, keys in
+             (("missing", list(missing)), ("unexpected", list(unexpected)), ("wrong shape", list(wrong_shape)))
+             if keys]
+    return f"{what} does not match the model it is loaded into: " + "; ".join(parts) if parts else None
+
+
+def check_state(what: str, expected: Mapping[str, Any], found: Mapping[str, Any],
+                elsewhere: Sequence[str] = ()) -> None:
+    """Raise CheckpointMismatchError unless ``found`` (a state dict) has exactly ``expected``'s keys and shapes.
+
+    ``elsewhere``: key prefixes of a deliberate partial load, the tensors that come from somewhere else (e.g. a
+    text tower loaded from its own folder under heads saved without it): they must be absent from ``found``,
+    and every other key of ``expected`` must be there.
+    """
+    def shape(v: Any) -> tuple:
+        return tuple(getattr(v, "shape", ()))
+
+    prefixes = tuple(elsewhere)
+    expected = {k: v for k, v in expected.items() if not (prefixes and k.startswith(prefixes))}
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    wrong = [f"{k} {list(shape(found[k]))} (expected {list(shape(expected[k]))})"
+             for k in found if k in expected and shape(found[k]) != shape(expected[k])]
+    message = mismatch_message(what, missing, unexpected, wrong)
+    if message:
+        raise CheckpointMismatchError(message)
+
+
+def load_state_strictly(module: Any, state: Mapping[str, Any], what: str, elsewhere: Sequence[str] = ()) -> None:
+    """``module.load_state_dict(state)`` after ``check_state``: ``state`` holds exactly the module's tensors outside
+    the ``elsewhere`` prefixes (those are left as they are)."""
+    check_state(what, module.state_dict(), state, elsewhere)
+    module.load_state_dict(state, strict=not elsewhere)
+
+
+def from_pretrained_strictly(load: Callable[..., Any], folder: str | os.PathLike, what: str, **kwargs: Any) -> Any:
+    """``load(folder, output_loading_info=True, **kwargs)`` (a transformers or diffusers ``from_pretrained``) that
+    refuses missing, unexpected or mis-shaped tensors instead of initialising them at random."""
+    try:
+        model, info = load(str(folder), output_loading_info=True, **kwargs)
+    except (RuntimeError, ValueError) as err:
+        if not any(word in str(err).lower() for word in ("mismatch", "shape")):
+            raise
+        raise CheckpointMismatchError(f"{what} in {folder} does not match its config: {err}") from err
+    message = mismatch_message(f"{what} in {folder}", info.get("missing_keys", ()), info.get("unexpected_keys", ()),
+                               [str(m[0]) if isinstance(m, tuple) else str(m) for m in info.get("mismatched_keys", ())])
+    if message:
+        raise CheckpointMismatchError(message)
+    return model
+
+
+def load_sd15_models(folder: str | os.PathLike, dtype: Any = None) -> dict[str, Any]:
+    """The ``text_encoder``, ``vae`` and ``unet`` of an SD 1.5 pipeline folder, each loaded strictly
+    (``from_pretrained_strictly``; ``dtype``: a torch dtype, None = as saved)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    extra = {} if dtype is None else {"torch_dtype": dtype}
+    return {"text_encoder": from_pretrained_strictly(CLIPTextModel.from_pretrained, Path(folder) / "text_encoder",
+                                                     "text encoder", **({} if dtype is None else {"dtype": dtype})),
+            "vae": from_pretrained_strictly(AutoencoderKL.from_pretrained, Path(folder) / "vae", "VAE", **extra),
+            "unet": from_pretrained_strictly(UNet2DConditionModel.from_pretrained, Path(folder) / "unet", "UNet",
+                                             **extra)}

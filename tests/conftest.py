@@ -102,3 +102,40 @@ def make_bad_inputs(folder: Path) -> dict[str, str]:
     Image.fromarray(rgb[:20, :20]).save(folder / "tiny.png")
     expected["tiny.png"] = "only 20x20 px"
     return expected
+
+
+TRAIN_FACES = "faceset.only=[001.jpg,006.jpg,014.jpg,021.jpg,047.jpg,050.jpg,072.jpg,080.jpg]"
+TRAIN_RECIPES = ("anger_masking_smile", "felt_smile", "suppressed_sadness")
+
+
+@pytest.fixture(scope="session")
+def catalog_dataset(tmp_path_factory) -> Path:
+    """A real catalog dataset: 8 faces x 3 recipes, edited by the warp editor (split by identity)."""
+    import edit
+
+    run_dir = tmp_path_factory.mktemp("train_data")
+    cfg = compose_config("edit", [TRAIN_FACES, "expression=catalog", f"expression.only=[{','.join(TRAIN_RECIPES)}]",
+                                  "dataset=imagefolder", "measure=off", "workers=1", "progress=false", "logger=none"])
+    edit.edit(cfg, run_dir)
+    return run_dir / "dataset"
+
+
+TRAINED_CLIP = ["trainer.max_epochs=12", "data.batch_size=16", "callbacks.early_stopping.patience=100",
+                "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                "trainer.log_every_n_steps=1", "threads=1"]
+"""The real expression CLIP config, shrunk to train in seconds on the dataset above."""
+
+
+@pytest.fixture(scope="session")
+def trained_expression_clip(catalog_dataset, tmp_path_factory):
+    """``(cfg, metrics, run dir)`` of one ``train.train`` run of the default model on ``catalog_dataset``."""
+    import time
+
+    import train
+
+    run_dir = tmp_path_factory.mktemp("trained_clip")
+    cfg = compose_config("train", [f"data.root={catalog_dataset}", *TRAINED_CLIP])
+    start = time.perf_counter()
+    metrics = train.train(cfg, run_dir)
+    metrics["seconds"] = time.perf_counter() - start
+    return cfg, metrics, run_dir

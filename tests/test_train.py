@@ -14,27 +14,20 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-import edit
 import train
 from complexface.data.datamodule import DatasetError, ExpressionDataModule
 from complexface.models.contrastive import chance_recall_at_1, contrastive_loss, first_occurrences, recall_at_k
 from complexface.models.expression_clip import load_expression_clip, text_embeddings
 from tests.conftest import ROOT, compose_config
 
-FACES = "faceset.only=[001.jpg,006.jpg,014.jpg,021.jpg,047.jpg,050.jpg,072.jpg,080.jpg]"
-RECIPES = "expression.only=[anger_masking_smile,felt_smile,suppressed_sadness]"
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1",
          "threads=1"]
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """A real catalog dataset: 8 faces x 3 recipes, edited by the warp editor, features cached."""
-    run_dir = tmp_path_factory.mktemp("train_data")
-    cfg = compose_config("edit", [FACES, "expression=catalog", RECIPES, "dataset=imagefolder", "measure=off",
-                                  "workers=1", "progress=false", "logger=none"])
-    edit.edit(cfg, run_dir)
-    return run_dir / "dataset"
+def dataset(catalog_dataset) -> Path:
+    """A real catalog dataset: 8 faces x 3 recipes, edited by the warp editor (conftest: built once a session)."""
+    return catalog_dataset
 
 
 def char_tokenizer(max_length: int = 77):
@@ -138,9 +131,14 @@ def test_datamodule_languages_inputs_and_identity_splits(dataset):
         ExpressionDataModule(str(dataset / "missing")).setup()
 
 
-def test_expression_clip_trains_from_the_real_config_logs_to_wandb_and_exports(dataset, tmp_path):
-    cfg = compose_config("train", [f"data.root={dataset}", "trainer.max_epochs=3", "data.batch_size=16", *QUIET])
-    metrics = train.train(cfg, tmp_path)
+def validation_history(run_dir: Path) -> list[dict[str, float]]:
+    """The TrainingCurves rows (one per validation: val/* metrics and the mean training loss) of a run."""
+    state = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=False)["callbacks"]
+    return next(v for k, v in state.items() if k.startswith("TrainingCurves"))["history"]
+
+
+def test_expression_clip_trains_from_the_real_config_logs_to_wandb_and_exports(trained_expression_clip):
+    cfg, metrics, run_dir = trained_expression_clip
     assert metrics["global_step"] > 0
     assert {"val/i2t_R@1", "val/t2i_R@5", "val/zeroshot_acc_ja", "test/i2t_R@1"} <= set(metrics)
     datamodule = instantiate(cfg.data, _convert_="all")
@@ -150,15 +148,34 @@ def test_expression_clip_trains_from_the_real_config_logs_to_wandb_and_exports(d
     assert len([k for k in metrics if k.startswith("test/i2t_R@1_")]) == len(counts)
     overall = sum(by_group[g] * n for g, n in counts.items()) / sum(counts.values())
     assert overall == pytest.approx(metrics["test/i2t_R@1"], abs=1e-6)  # the groups partition the queries
-    assert (tmp_path / "config.yaml").exists() and (tmp_path / "checkpoints" / "last.ckpt").exists()
-    assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert (tmp_path / "wandb_run_id.txt").read_text().strip()
-    exported = load_expression_clip(tmp_path / "model")
+    assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert (run_dir / "wandb_run_id.txt").read_text().strip()
+    exported = load_expression_clip(run_dir / "model")
     texts = ["smiling on the surface while angry inside", "目元までほころんだ、心からの笑顔の人"]
     module = instantiate(cfg.model, _convert_="all")
     module.load_state_dict(torch.load(metrics["best_checkpoint"], weights_only=False)["state_dict"])
     module.eval()
     torch.testing.assert_close(text_embeddings(exported, texts), text_embeddings(module, texts))
+
+
+def test_expression_clip_learns_what_generalises_to_held_out_faces(trained_expression_clip):
+    """The training loss falls, and on the validation faces (identities it never trained on) image->text retrieval
+    and zero-shot recognition among all catalog recipes beat chance."""
+    _, metrics, run_dir = trained_expression_clip
+    history = validation_history(run_dir)
+    losses = [row["train/loss"] for row in history]
+    print(f"trained in {metrics['seconds']:.1f} s; train loss per epoch {[round(x, 3) for x in losses]}; "
+          + ", ".join(f"{k} {metrics[k]:.3f}" for k in ("val/i2t_R@1", "val/t2i_R@1", "val/chance_R@1",
+                                                         "val/zeroshot_acc_en", "val/zeroshot_acc_ja",
+                                                         "val/zeroshot_chance")))
+    # measured (seeds 0, 1, 2; 6-13 s on one thread): the mean training loss falls from 3.2 to 1.9-2.0 over the
+    # 12 epochs; on the validation face image->text R@1 ends at 1.0 (chance 0.33) and zero-shot accuracy among
+    # all 22 catalog recipes at 1.0 in both languages (chance 0.045), from 0.0-0.33 after the first epoch
+    assert len(history) >= 10 and losses[-1] < 0.8 * losses[0]
+    assert metrics["val/i2t_R@1"] >= 2 * metrics["val/chance_R@1"]
+    assert min(metrics["val/zeroshot_acc_en"], metrics["val/zeroshot_acc_ja"]) >= 0.6  # 2 of the 3 images at least
+    assert metrics["val/zeroshot_chance"] < 0.05
 
 
 def test_resume_continues_the_step_count_and_the_wandb_run(dataset, tmp_path):

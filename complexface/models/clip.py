@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from complexface.models.contrastive import ContrastiveModule
-from complexface.weights import clip_folder
+from complexface.weights import clip_folder, from_pretrained_strictly
 
 
 def _unfreeze_last(tower: nn.Module, layers: int | None) -> None:
@@ -46,7 +46,7 @@ class CLIPModule(ContrastiveModule):
         self.save_hyperparameters()
         path = clip_folder(pretrained, "model.pretrained=<a local CLIP folder>")
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        clip = CLIPModel.from_pretrained(str(path))
+        clip = from_pretrained_strictly(CLIPModel.from_pretrained, path, "CLIP model")
         self.max_length = min(max_length, clip.config.text_config.max_position_embeddings)
         self.lora = dict(lora) if lora else None
         if self.lora:

@@ -20,6 +20,7 @@ from torch import nn
 from complexface.models.contrastive import ContrastiveModule
 from complexface.models.features import FaceFeatures
 from complexface.models.text import SentenceEncoder
+from complexface.weights import load_state_strictly
 
 HEADS_FILE, CONFIG_FILE, TEXT_FOLDER = "heads.safetensors", "expression_clip.json", "text_model"
 
@@ -62,11 +63,16 @@ class ExpressionCLIP(ContrastiveModule):
 
 
 def load_expression_clip(folder: str | Path) -> ExpressionCLIP:
-    """An ``ExpressionCLIP`` saved by ``save_pretrained`` (frozen, eval mode)."""
+    """An ``ExpressionCLIP`` saved by ``save_pretrained`` (frozen, eval mode).
+
+    The text tower loads (strictly) from ``text_model/``; ``heads.safetensors`` must hold every other tensor of
+    the model its config describes but the text tower's, with the right shapes, and nothing else
+    (CheckpointMismatchError otherwise).
+    """
     folder = Path(folder)
     config = json.loads((folder / CONFIG_FILE).read_text())
     model = ExpressionCLIP(text_model=str(folder / TEXT_FOLDER), **config)
-    model.load_state_dict(load_file(str(folder / HEADS_FILE)), strict=False)
+    load_state_strictly(model, load_file(str(folder / HEADS_FILE)), str(folder / HEADS_FILE), elsewhere=("text.",))
     return model.eval()
 
 

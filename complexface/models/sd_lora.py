@@ -26,7 +26,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from complexface.models.text import cached_encode
 from complexface.settings import require
-from complexface.weights import sd15_pipeline_folder
+from complexface.weights import check_state, load_sd15_models, sd15_pipeline_folder
 
 if TYPE_CHECKING:
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
@@ -41,9 +41,9 @@ class SDLoRA(L.LightningModule):
                  sample_prompts: Sequence[str] = (), sample_every_n_steps: int = 0,
                  sample_steps: int = 20, sample_seed: int = 0, sample_size: int | None = None) -> None:
         super().__init__()
-        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from diffusers import DDPMScheduler
         from peft import LoraConfig
-        from transformers import CLIPTextModel, CLIPTokenizer
+        from transformers import CLIPTokenizer
 
         require(rank >= 1 and alpha > 0 and lr > 0, f"sd_lora: rank, alpha and lr must be positive, got {rank}, "
                 f"{alpha} and {lr}")
@@ -53,9 +53,10 @@ class SDLoRA(L.LightningModule):
         self.save_hyperparameters()
         path = sd15_pipeline_folder(pretrained, "model.pretrained=<a local SD 1.5 folder>")
         self.tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer")
-        self.text_encoder = CLIPTextModel.from_pretrained(str(path), subfolder="text_encoder").requires_grad_(False)
-        self.vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae").requires_grad_(False)
-        self.unet = UNet2DConditionModel.from_pretrained(str(path), subfolder="unet").requires_grad_(False)
+        models = load_sd15_models(path)  # strict: a tensor missing from the folder is an error, not random init
+        self.text_encoder = models["text_encoder"].requires_grad_(False)
+        self.vae = models["vae"].requires_grad_(False)
+        self.unet = models["unet"].requires_grad_(False)
         self.scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
         self.unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
                                          target_modules=list(targets)))
@@ -64,7 +65,7 @@ class SDLoRA(L.LightningModule):
         self.latent_cache_size, self._latent_cache = latent_cache_size, {}  # file -> VAE posterior parameters
         self.sample_prompts, self.sample_every_n_steps = list(sample_prompts), sample_every_n_steps
         self.sample_steps, self.sample_seed, self.sample_size = sample_steps, sample_seed, sample_size
-        self.strict_loading = False  # checkpoints hold the LoRA weights only (on_save_checkpoint)
+        self.strict_loading = False  # checkpoints hold the LoRA weights only: on_load_checkpoint checks exactly those
 
     def train(self, mode: bool = True) -> SDLoRA:
         """Only the UNet (its LoRA adapters) switches to train mode; the VAE and text encoder stay in eval."""
@@ -142,6 +143,14 @@ class SDLoRA(L.LightningModule):
         """Keep only the trained (LoRA) weights: the frozen components reload from ``pretrained``."""
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A partial load on purpose, checked: the checkpoint must hold exactly this module's trainable (LoRA)
+        tensors, with their shapes; a checkpoint of another rank, other targets or a full state dict is refused
+        with CheckpointMismatchError (the frozen components come from ``pretrained``, strictly)."""
+        trainable = {name: p for name, p in self.named_parameters() if p.requires_grad}
+        check_state(f"the sd_lora checkpoint (LoRA rank {self.hparams.rank} on {list(self.hparams.targets)})",
+                    trainable, checkpoint["state_dict"])
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
         step = self.global_step

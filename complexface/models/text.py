@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from complexface.settings import require
-from complexface.weights import ModelFolderError
+from complexface.weights import ModelFolderError, from_pretrained_strictly
 
 TUNINGS = ("frozen", "lora", "full")
 
@@ -55,7 +55,7 @@ class SentenceEncoder(nn.Module):
             raise ModelFolderError(f"no text model in {path}: expected a Hugging Face model folder with config.json")
         self.path, self.tuning, self.max_length = path, tuning, max_length
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModel.from_pretrained(str(path))
+        model = from_pretrained_strictly(AutoModel.from_pretrained, path, "text model")
         if tuning == "lora":
             from peft import LoraConfig, get_peft_model
 

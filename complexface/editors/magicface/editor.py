@@ -16,41 +16,14 @@ import numpy as np
 import torch
 
 from complexface.au import AUEdit
+from complexface.devices import resolve_device, resolve_dtype
 from complexface.editors.base import Editor
 from complexface.editors.magicface.loading import check_checkpoint
 from complexface.editors.magicface.pipeline import FaceCondition, MagicFacePipeline
 from complexface.faces.align import AlignedFace
 from complexface.faces.condition import BackgroundCondition
 from complexface.faces.image_io import content_key
-from complexface.settings import SettingError, require
-
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; SettingError for a device this machine does not have."""
-    try:
-        chosen = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    except (RuntimeError, TypeError):
-        raise SettingError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    require(chosen.type in ("cpu", "cuda"), f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
-    if chosen.type == "cuda":
-        require(torch.cuda.is_available(),
-                f"device {device!r} asked for, but CUDA is not available here; use auto or cpu")
-        require(chosen.index is None or chosen.index < torch.cuda.device_count(),
-                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return chosen
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto`` -> bf16 on CUDA (fp16 where bf16 is unsupported), fp32 elsewhere."""
-    if dtype == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    require(dtype in DTYPES, f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+from complexface.settings import require
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
