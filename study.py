@@ -50,7 +50,8 @@ def run(cfg: DictConfig) -> dict:
         return {"links": [link.url(settings.base_url) for link in links], "csv": str(path),
                 "platform_urls": entry_urls(Keys(folder.secret()), settings.base_url)}
     if action == "serve":
-        from complexface.study.server import loopback, serve
+        from complexface.study.server import serve
+        from complexface.web import loopback
 
         if not loopback(settings.host):
             warnings.warn(f"serving on {settings.host}: plain HTTP carries the rater tokens; serve on 127.0.0.1 "

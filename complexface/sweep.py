@@ -41,7 +41,7 @@ class EditPlan:
         if not edits:
             raise AUError("the expression has no edits; give e.g. expression.edits=[AU12:3,AU6+AU12:2+2]")
         self.name = name
-        self.base = [parse_edit(e) for e in edits]
+        self.base = [_edit_of(e) for e in edits]
         self.scales = [float(s) for s in (scales if scales is not None and len(scales) else [1.0])]
         self.grid = [[b.scaled(s) for s in self.scales] for b in self.base]
         self.rows = list(rows) if rows else [b.label for b in self.base]
@@ -85,6 +85,18 @@ class EditPlan:
 
     def __len__(self) -> int:
         return len(self.edits)
+
+
+def _edit_of(entry: str | Mapping | AUEdit) -> AUEdit:
+    """An edit of a plan: an edit string or mapping, or the path of a recipe JSON the app exported (``.json``)."""
+    if isinstance(entry, str) and entry.strip().lower().endswith(".json"):
+        from complexface.api import read_recipe_file
+
+        path = Path(entry.strip()).expanduser()
+        if not path.is_file():
+            raise AUError(f"recipe file not found: {path}")
+        return read_recipe_file(path)
+    return parse_edit(entry)
 
 
 def catalog_plan(only: Sequence[str] | None = None, scales: Sequence[float] | None = None,

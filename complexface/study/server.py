@@ -27,7 +27,6 @@ import math
 import re
 import sqlite3
 import threading
-import time
 import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -46,20 +45,11 @@ from complexface.study.folder import StudyError, StudyFolder
 from complexface.study.store import DUPLICATE, OUT_OF_ORDER, STORED, Store
 from complexface.study.text import LANGUAGES, Texts
 from complexface.study.tokens import Keys, new_rater_id, token_hash, valid_token
+from complexface.web import SecurityHeaders, running
 
 STATIC = Path(__file__).resolve().parent.parent / "assets" / "study"
 CSP = ("default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; base-uri 'none'; "
        "object-src 'none'; frame-ancestors 'none'; form-action 'self'")
-HEADERS = {
-    "content-security-policy": CSP,
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
-    "cache-control": "no-store",
-    "x-frame-options": "DENY",
-    "cross-origin-opener-policy": "same-origin",
-    "cross-origin-resource-policy": "same-origin",
-    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-}
 PLATFORM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 MAX_RT_MS = 24 * 3600 * 1000.0
@@ -428,7 +418,7 @@ def create_app(study_dir: str | Path, settings: ServerSettings | None = None):
     async def robots():
         return Response("User-agent: *\nDisallow: /\n", media_type="text/plain")
 
-    return SecurityHeaders(app)
+    return SecurityHeaders(app, CSP)
 
 
 def platform_params(params: Mapping[str, str], keys: Keys, settings: ServerSettings
@@ -451,28 +441,6 @@ def platform_params(params: Mapping[str, str], keys: Keys, settings: ServerSetti
     return None
 
 
-class SecurityHeaders:
-    """ASGI middleware: the security headers on every response (a route may narrow or widen its own CSP)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-        self.state = app.state
-        self.raw = [(k.encode(), v.encode()) for k, v in HEADERS.items()]
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message) -> None:
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *((k, v) for k, v in self.raw if k not in present)]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
 def serve(study_dir: str | Path, settings: ServerSettings) -> None:
     """Serve the study in the foreground (uvicorn, one process) until interrupted."""
     import uvicorn
@@ -486,27 +454,5 @@ def serve(study_dir: str | Path, settings: ServerSettings) -> None:
 def running_server(study_dir: str | Path, settings: ServerSettings | None = None,
                    timeout: float = 20.0) -> Iterator[str]:
     """A study server in a thread of this process on 127.0.0.1 (a free port); yields its base URL."""
-    import uvicorn
-
-    settings = settings or ServerSettings(port=0)
-    app = create_app(study_dir, settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, access_log=False, log_level="warning",
-                            lifespan="off", server_header=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="study-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the study server did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-
-
-def loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "::1", "localhost")
+    with running(create_app(study_dir, settings or ServerSettings(port=0)), "study server", timeout) as url:
+        yield url
