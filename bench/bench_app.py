@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from complexface.web import wait_until_serving
+
 ROOT = Path(__file__).resolve().parent.parent
 MOVE = """value => new Promise(done => {
   const img = document.querySelector('#after'), slider = document.querySelector('input[name=AU12]');
@@ -50,16 +52,8 @@ def start_app(port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "app.py", f"server.port={port}", "editor.cache_faces=32"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited: {proc.stdout.read()}")
-    raise RuntimeError("app.py did not start")
+    wait_until_serving(f"http://127.0.0.1:{port}/api/info", proc, timeout=120)
+    return proc
 
 
 def summary(name: str, times: list[float]) -> dict:

@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
 
@@ -39,6 +38,7 @@ from complexface.study.folder import StudyFolder
 from complexface.study.simulate import SimulatedRaters
 from complexface.study.sources import SOURCE, Candidate
 from complexface.study.store import Store
+from complexface.web import wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = {"happiness_prototype": ("joy", "joy"), "anger_masking_smile": ("anger", "joy"),
@@ -77,15 +77,8 @@ def start_server(folder: StudyFolder, port: int) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, str(ROOT / "study.py"), "action=serve", f"study.dir={folder.path}",
                                 f"server.port={port}"], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/robots.txt", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the study server did not start")
+    wait_until_serving(f"http://127.0.0.1:{port}/robots.txt", process)
+    return process
 
 
 def cpu_seconds(pid: int) -> float:

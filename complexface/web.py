@@ -3,6 +3,7 @@ the loopback check, and a server run in a thread of this process (tests, simulat
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -68,3 +69,22 @@ def running(app, name: str = "server", timeout: float = 30.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    """Poll ``url`` until it answers 200 (a server started as ``process``); raise RuntimeError with the process's
+    output when it exits first, or kill it and raise when ``timeout`` seconds pass."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"the server exited: {output.decode() if isinstance(output, bytes) else output}")
+    process.kill()
+    raise RuntimeError(f"no answer from {url} within {timeout:g} s")

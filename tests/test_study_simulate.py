@@ -26,6 +26,7 @@ from complexface.study.folder import StudyFolder
 from complexface.study.simulate import SimulatedRaters
 from complexface.study.store import Store
 from complexface.study.tokens import Keys, add_raters
+from complexface.web import wait_until_serving
 from tests.conftest import ROOT
 from tests.study_helpers import edit_run, fields, make_study, state, study_config
 
@@ -152,17 +153,8 @@ def _serve(folder: StudyFolder, port: int) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, str(ROOT / "study.py"), "action=serve", f"study.dir={folder.path}",
                                 f"server.port={port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/robots.txt", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        if process.poll() is not None:
-            raise AssertionError(process.stdout.read().decode())
-    process.kill()
-    raise AssertionError("the server did not start")
+    wait_until_serving(f"http://127.0.0.1:{port}/robots.txt", process)
+    return process
 
 
 def test_a_server_killed_mid_study_loses_no_stored_answer_and_raters_resume(run_dir, tmp_path):
