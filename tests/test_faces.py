@@ -19,7 +19,7 @@ from complexface.faces import (
 )
 from complexface.faces.condition import jawline_points
 from complexface.faces.faceset import UNLABELED
-from tests.conftest import make_bad_inputs
+from tests.conftest import compose_config, make_bad_inputs
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +145,40 @@ def test_folder_faceset_labels_and_unlabeled(tmp_path):
         FaceSet(tmp_path / "missing")
     one = FaceSet(tmp_path / "a.jpg")
     assert [f.face_id for f in one] == ["a"] and one[0].group == "groupA"
+
+
+def test_shards_split_the_face_set_by_identity_balanced_and_stably(tmp_path):
+    """Four shards of the demo set: disjoint, together the whole set, sizes within one, the same every time; a
+    person photographed twice (faces.csv ``identity``) lands in one shard."""
+    everyone = [e.face_id for e in demo_faceset()]
+    shards = [[e.face_id for e in demo_faceset(shard=i, num_shards=4)] for i in range(4)]
+    assert sorted(sum(shards, [])) == sorted(everyone)
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    assert shards == [[e.face_id for e in demo_faceset(shard=i, num_shards=4)] for i in range(4)]
+    folder = tmp_path / "people"
+    folder.mkdir()
+    source = demo_faceset()[0].path
+    rows = ["file,group,identity"]
+    for i in range(6):
+        (folder / f"p{i}.jpg").write_bytes(source.read_bytes())
+        rows.append(f"p{i}.jpg,western,person{i // 2}")  # three people, two photos each
+    (folder / "faces.csv").write_text("\n".join(rows) + "\n")
+    parts = [{e.attributes["identity"] for e in FaceSet(folder, shard=i, num_shards=3)} for i in range(3)]
+    assert all(len(p) == 1 for p in parts) and set.union(*parts) == {"person0", "person1", "person2"}
+    assert all(len(FaceSet(folder, shard=i, num_shards=3)) == 2 for i in range(3))
+
+
+@pytest.mark.parametrize(("shard", "num_shards", "message"), [
+    (4, 4, "faceset.shard must be an integer in 0..3"), (None, 4, "faceset.shard must be"),
+    (0, 0, "faceset.num_shards must be an integer >= 1"),
+])
+def test_bad_shards_are_one_user_error(shard, num_shards, message):
+    with pytest.raises(FaceSetError, match=message):
+        demo_faceset(shard=shard, num_shards=num_shards)
+
+
+def test_the_edit_config_takes_a_shard():
+    from hydra.utils import instantiate
+
+    cfg = compose_config("edit", ["faceset.shard=1", "faceset.num_shards=4"])
+    assert [e.face_id for e in instantiate(cfg.faceset)] == [e.face_id for e in demo_faceset(shard=1, num_shards=4)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +35,13 @@ class FaceSet(Sequence[FaceEntry]):
 
     Files listed in the labels but absent stay in the set, so a sweep reports them as missing.
 
-    ``only`` keeps the listed file names or face ids; ``limit`` keeps the first N.
+    ``only`` keeps the listed file names or face ids; ``shard``/``num_shards`` keep one of ``num_shards`` parts
+    (``shard_of``: by identity, balanced, the same on every machine); ``limit`` keeps the first N.
     """
 
     def __init__(self, path: str | Path, labels: str | Path | None = None,
-                 only: Sequence[str] | None = None, limit: int | None = None, name: str | None = None) -> None:
+                 only: Sequence[str] | None = None, limit: int | None = None, name: str | None = None,
+                 shard: int | None = None, num_shards: int = 1) -> None:
         self.path = Path(path).expanduser()
         single = self.path.is_file()
         if single:  # one photo: a face set of one
@@ -66,6 +69,8 @@ class FaceSet(Sequence[FaceEntry]):
             missing = wanted - {e.path.name for e in entries} - {e.face_id for e in entries}
             if missing:
                 raise FaceSetError(f"not in face set {self.name}: {', '.join(sorted(missing))}")
+        if shard is not None or num_shards != 1:
+            entries = shard_of(entries, shard, num_shards)
         self.entries: list[FaceEntry] = entries[:limit] if limit else entries
         if not self.entries:
             raise FaceSetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.path}")
@@ -92,6 +97,26 @@ class FaceSet(Sequence[FaceEntry]):
         return iter(self.entries)
 
 
-def demo_faceset(only: Sequence[str] | None = None, limit: int | None = None) -> FaceSet:
+def identity(entry: FaceEntry) -> str:
+    """The person a photo shows: the ``identity`` column of the labels, else the photo's own id."""
+    return entry.attributes.get("identity") or entry.face_id
+
+
+def shard_of(entries: Sequence[FaceEntry], shard: int | None, num_shards: int) -> list[FaceEntry]:
+    """The entries of part ``shard`` (0-based) of ``num_shards``: identities ordered by a checksum of their name
+    (crc32: the same on every machine and Python) and dealt round-robin, so every photo of a person lands in the
+    same part and the parts differ in size by at most one identity."""
+    if not (isinstance(num_shards, int) and num_shards >= 1):
+        raise FaceSetError(f"faceset.num_shards must be an integer >= 1, got {num_shards!r}")
+    if not (isinstance(shard, int) and 0 <= shard < num_shards):
+        raise FaceSetError(f"faceset.shard must be an integer in 0..{num_shards - 1} (faceset.num_shards="
+                           f"{num_shards}), got {shard!r}")
+    people = sorted({identity(e) for e in entries}, key=lambda p: (zlib.crc32(p.encode()), p))
+    part = {person: i % num_shards for i, person in enumerate(people)}
+    return [e for e in entries if part[identity(e)] == shard]
+
+
+def demo_faceset(only: Sequence[str] | None = None, limit: int | None = None, shard: int | None = None,
+                 num_shards: int = 1) -> FaceSet:
     """The 20 bundled CC0 portraits with their perceived-group labels."""
-    return FaceSet(DEMO_DIR, only=only, limit=limit, name="demo")
+    return FaceSet(DEMO_DIR, only=only, limit=limit, name="demo", shard=shard, num_shards=num_shards)
