@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +21,9 @@ import app as app_script
 from complexface import api
 from complexface.app.server import running_app
 from complexface.faces import demo_faceset
+from tests.browser import chromium
 from tests.conftest import compose_config, make_bad_inputs
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-if CHROMIUM is None:
-    if os.environ.get("CI"):
-        raise RuntimeError("CI is set but Chromium is missing: .ci/run installs it (apt-get install -y chromium)")
-    pytest.skip("Chromium is not installed (apt-get install -y chromium); CI runs these tests",
-                allow_module_level=True)
-if os.environ.get("CI"):
-    from playwright import sync_api
-else:
-    sync_api = pytest.importorskip("playwright.sync_api")
 SHOTS = os.environ.get("APP_SHOTS")
 ANGER_MASKING_SMILE = "AU4=2,AU12=3,AU17=1"
 PIXELS = """img => { const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
@@ -53,10 +43,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def open_page(browser, server, language="en"):

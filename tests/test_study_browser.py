@@ -7,7 +7,6 @@ STUDY_SHOTS=/tmp/study_shots also saves screenshots of the consent, a trial and 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,9 @@ from complexface.study.server import ServerSettings, running_server
 from complexface.study.store import Store
 from complexface.study.text import Texts
 from complexface.study.tokens import Keys, add_raters
+from tests.browser import chromium
 from tests.study_helpers import edit_run, make_study
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-if CHROMIUM is None:
-    if os.environ.get("CI"):
-        raise RuntimeError("CI is set but Chromium is missing: .ci/run installs it (apt-get install -y chromium)")
-    pytest.skip("Chromium is not installed (apt-get install -y chromium); CI runs these tests",
-                allow_module_level=True)
-if os.environ.get("CI"):
-    from playwright import sync_api
-else:
-    sync_api = pytest.importorskip("playwright.sync_api")
 SHOTS = os.environ.get("STUDY_SHOTS")
 
 
@@ -53,10 +43,8 @@ def server(folder):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def shot(page, name: str) -> None:
