@@ -14,13 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 from complexface.atomic import write_text
 from complexface.errors import exit_on_user_error
 from complexface.evaluation import log_group_grids, measure_records, metrics_table, write_evaluation
+from complexface.faces import FaceSet
 from complexface.report.grids import write_grids
+from complexface.runs import RunInfo
 from complexface.sweep import SweepJob, run_sweep
 
 
-def build(cfg: DictConfig, run_dir: Path) -> tuple[SweepJob, list]:
+def build(cfg: DictConfig, run_dir: Path) -> tuple[SweepJob, FaceSet]:
     """Instantiate the face set, expression plan, editor, face pipeline and measurer from the config."""
-    entries = list(instantiate(cfg.faceset))
+    faceset = instantiate(cfg.faceset)
     plan, editor = instantiate(cfg.expression, _convert_="all"), instantiate(cfg.editor, _convert_="all")
     if plan.name == "catalog" and not editor.sides and not cfg.expression.get("only"):
         plan, dropped = plan.without_sided()  # the whole catalog: skip what this editor cannot make
@@ -36,27 +38,30 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[SweepJob, list]:
         crop_format=cfg.crop_format,
         photo_format=cfg.photo_format,
     )
-    return job, entries
+    return job, faceset
 
 
 def edit(cfg: DictConfig, run_dir: Path) -> dict:
     """Run (or resume) the sweep in ``run_dir``: manifest, grids, summary, and (measured) the report."""
-    job, entries = build(cfg, run_dir)
+    job, faceset = build(cfg, run_dir)
+    info = RunInfo([e.face_id for e in faceset], [e.label for e in job.plan.edits], faceset.shard, faceset.num_shards)
+    info.start(run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    manifest = run_sweep(job, entries, workers=cfg.workers, progress=cfg.progress)
+    manifest = run_sweep(job, list(faceset), workers=cfg.workers, progress=cfg.progress)
     grids = write_grids(manifest, job.plan, thumb=cfg.grid_thumb)
     tracker = instantiate(cfg.logger)(output_dir=run_dir, config=config, job_type="edit")
     written = {}
     try:
         if job.measurer is not None:
             measure_records(manifest, job.measurer, progress=cfg.progress)
-            written = write_evaluation(metrics_table(manifest), run_dir, run_dir, tracker)
+            written = write_evaluation(metrics_table(manifest), run_dir, [run_dir], tracker)
         else:
             log_group_grids(tracker, run_dir)
     finally:
         tracker.finish()
     summary = manifest.write_summary()
+    info.finish(run_dir)
     summary.update({k: str(written[k]) for k in ("report", "calibration") if k in written})
     if cfg.dataset.enabled:
         summary["dataset"] = instantiate(cfg.dataset.builder, _convert_="all").build(run_dir)

@@ -1,7 +1,9 @@
-"""Measure an edit run (python evaluate.py input=RUN_DIR) or a folder of photos (input=FOLDER)."""
+"""Measure an edit run (python evaluate.py input=RUN_DIR), the runs of a multirun merged into one evaluation (the
+shards of a face set: input=MULTIRUN_DIR) or a folder of photos (input=FOLDER)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import hydra
@@ -12,30 +14,47 @@ from omegaconf import DictConfig, OmegaConf
 from complexface.errors import exit_on_user_error
 from complexface.evaluation import measure_folder, measure_records, metrics_table, write_csv, write_evaluation
 from complexface.faces import FaceSet, FaceSetError
-from complexface.runs import MANIFEST, Manifest
+from complexface.report.html import Section
+from complexface.runs import MANIFEST
+from complexface.shards import find_runs, merged_records, shard_problems, shard_table
 
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Path]:
     """Write the evaluation of ``cfg.input`` into ``out_dir``; returns the written files."""
     source = Path(cfg.input).expanduser()
     if not source.is_dir():
-        raise FaceSetError(f"input not found: {source}; give an edit.py run dir or a folder of photos")
+        raise FaceSetError(f"input not found: {source}; give an edit.py run dir, a multirun dir of edit runs or "
+                           f"a folder of photos")
     if not cfg.measure.enabled:
         raise FaceSetError("evaluate.py needs measure=on (or measure=arcface)")
     measurer = instantiate(cfg.measure.measurer)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not (source / MANIFEST).exists():
+    if not (source / MANIFEST).exists() and not any(source.rglob(MANIFEST)):
         table = measure_folder(list(FaceSet(source)), measurer, progress=cfg.progress)
         return {"measures": write_csv(table, out_dir / "measures.csv")}
-    manifest = Manifest(source)
-    if cfg.recompute:
-        for record in manifest:
-            record.extra.pop("metrics", None)
-    measure_records(manifest, measurer, progress=cfg.progress, persist=False)
+    runs = find_runs(source)
+    problems = shard_problems(runs)
+    for problem in problems:
+        warnings.warn(problem, stacklevel=2)
+    for run in runs:
+        if cfg.recompute:
+            for record in run.manifest:
+                record.extra.pop("metrics", None)
+        measure_records(run.manifest, measurer, progress=cfg.progress, persist=False)
+    table = metrics_table(merged_records(runs))
+    notes = []
+    if len(runs) > 1:
+        shards = shard_table(runs)
+        notes.append(Section("Runs merged", [f"{len(runs)} runs of {source}; " + (
+            "; ".join(problems) if problems else "every run complete")], tables=[shards]))
+        write_csv(shards, out_dir / "runs.csv")
     tracker = instantiate(cfg.logger)(output_dir=out_dir, config=OmegaConf.to_container(cfg, resolve=True),
                                       job_type="evaluate")
     try:
-        return write_evaluation(metrics_table(manifest), out_dir, source, tracker, title=f"complexface: {source.name}")
+        written = write_evaluation(table, out_dir, [r.run_dir for r in runs], tracker,
+                                   title=f"complexface: {source.name}", notes=notes)
+        tracker.log_summary({"runs": len(runs), "run_problems": len(problems)})
+        return written
     finally:
         tracker.finish()
 

@@ -50,6 +50,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             if hasattr(logger, "experiment") and hasattr(logger.experiment, "id"):
                 write_text(run_dir / WANDB_ID, logger.experiment.id)
     last = run_dir / "checkpoints" / "last.ckpt"
+    for stale in last.parent.glob(".*.tmp"):  # a save cut short by a kill (checkpoints are written atomically)
+        stale.unlink(missing_ok=True)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if cfg.resume and last.exists() else None)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

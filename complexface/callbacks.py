@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,29 @@ class TrainingCurves(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict["history"])
+
+
+class StopOnSigterm(L.Callback):
+    """A run told to stop (SIGTERM: Slurm preempting, requeuing or cancelling the job) ends as stopped, not failed.
+
+    Lightning's own SIGTERM handler talks to the other ranks, which may already be gone; the error it then raises
+    would become the job's result (a failed run, reported by the launcher) while Slurm starts the job again. This
+    callback notes the signal before Lightning's handler runs and turns whatever then ends the run into
+    ``SystemExit(143)``, which leaves no result behind: the requeued job, resuming from ``last.ckpt``, reports."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        previous = signal.getsignal(signal.SIGTERM)  # Lightning's, registered when the run started
+
+        def note(signum: int, frame: Any) -> None:
+            self.received = True
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, note)
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        if self.received and not isinstance(exception, SystemExit):
+            raise SystemExit(128 + signal.SIGTERM) from exception

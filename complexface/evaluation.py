@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +62,10 @@ def measure_records(manifest: Manifest, measurer: EditMeasurer, progress: bool =
             manifest.add(records)
 
 
-def metrics_table(manifest: Manifest) -> pd.DataFrame:
-    """One row per face x edit (``metrics.csv``), from the metrics stored in the manifest."""
+def metrics_table(records: Iterable[Record]) -> pd.DataFrame:
+    """One row per face x edit (``metrics.csv``), from the metrics stored in the records (a manifest)."""
     rows = []
-    for record in manifest:
+    for record in records:
         metrics = record.extra.get("metrics", {})
         status = record.status if record.status != OK else metrics.get("status", "unmeasured")
         reason = record.reason or metrics.get("reason", "")
@@ -199,9 +199,12 @@ def _headline_section(head: pd.DataFrame) -> Section:
         tables=[head.set_index(["editor", "family", "group"])], bullets=headline_checks(head))
 
 
-def write_evaluation(table: pd.DataFrame, out_dir: Path, run_dir: Path | None, tracker: Tracker,
-                     title: str = "complexface evaluation") -> dict[str, Path]:
-    """Write metrics.csv, summary.csv, calibration.json, plots/ and report.html into ``out_dir``; log to ``tracker``."""
+def write_evaluation(table: pd.DataFrame, out_dir: Path, run_dirs: Sequence[Path], tracker: Tracker,
+                     title: str = "complexface evaluation", notes: Sequence[Section] = ()) -> dict[str, Path]:
+    """Write metrics.csv, summary.csv, calibration.json, plots/ and report.html into ``out_dir``; log to ``tracker``.
+
+    ``run_dirs``: the edit runs the table comes from (their grids go into the report; several for the shards of
+    one sweep); ``notes``: report sections placed after the headline (e.g. which shards are missing)."""
     calibration = Calibration.from_table(table)
     paths = {"metrics": write_csv(table, out_dir / "metrics.csv"),
              "summary": write_csv(summarize(table), out_dir / "summary.csv"),
@@ -212,6 +215,7 @@ def write_evaluation(table: pd.DataFrame, out_dir: Path, run_dir: Path | None, t
     counts = table["status"].value_counts().to_dict()
     sections = [
         _headline_section(head),
+        *notes,
         Section("Run", [f"{len(table)} face x edit items: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
                         "Per-item numbers: metrics.csv; per group, family and intensity with 95% CIs: summary.csv."]),
         Section("Calibration", [
@@ -222,39 +226,44 @@ def write_evaluation(table: pd.DataFrame, out_dir: Path, run_dir: Path | None, t
             "measured response, so the figure shows G along each requested family)."], images=response),
         Section("Drift", images=drift),
     ]
-    if run_dir is not None:
-        grids = sorted((run_dir / "grids" / "groups").rglob("*.jpg"))
-        sections.append(Section("Group grids", images=[(p, f"{p.parent.name}: {p.stem}") for p in grids]))
-        faces = sorted((run_dir / "grids" / "faces").glob("*.jpg"))
-        sections.append(Section("Face grids", images=[(p, p.stem) for p in faces]))
-        compare = sorted((run_dir / "grids" / "compare").glob("*.jpg"))
-        if compare:
-            sections.append(Section("Complex recipes vs prototypes", images=[(p, p.stem) for p in compare]))
+    several = len(run_dirs) > 1
+    for name, pattern in (("Group grids", "groups/*/*.jpg"), ("Face grids", "faces/*.jpg"),
+                          ("Complex recipes vs prototypes", "compare/*.jpg")):
+        images = [(p, _grid_caption(p, run_dir, several)) for run_dir in run_dirs
+                  for p in sorted((run_dir / "grids").glob(pattern))]
+        if images:
+            sections.append(Section(name, images=images))
     failures = table[table["status"] != OK][["face", "edit", "status", "reason"]]
     if not failures.empty:
         sections.append(Section("Failures", tables=[failures]))
     paths["report"] = write_report(out_dir / "report.html", title, sections)
-    _log(tracker, table, head, [*response, *drift], run_dir)
+    _log(tracker, table, head, [*response, *drift], run_dirs)
     return paths
 
 
-def log_group_grids(tracker: Tracker, run_dir: Path) -> None:
-    """One image per group and edit: the group-split grids, under ``grids/<group>/``."""
+def _grid_caption(path: Path, run_dir: Path, several: bool) -> str:
+    caption = f"{path.parent.name}: {path.stem}" if path.parent.parent.name == "groups" else path.stem
+    return f"{run_dir.name} / {caption}" if several else caption
+
+
+def log_group_grids(tracker: Tracker, run_dir: Path, prefix: str = "") -> None:
+    """One image per group and edit: the group-split grids, under ``grids/<prefix><group>/``."""
     for group_dir in sorted((run_dir / "grids" / "groups").glob("*")):
-        tracker.log_images(f"grids/{group_dir.name}", {p.stem: p for p in sorted(group_dir.glob("*.jpg"))})
+        tracker.log_images(f"grids/{prefix}{group_dir.name}", {p.stem: p for p in sorted(group_dir.glob("*.jpg"))})
 
 
 def _log(tracker: Tracker, table: pd.DataFrame, head: pd.DataFrame, figures: Sequence[tuple[Path, str]],
-         run_dir: Path | None) -> None:
-    if run_dir is not None:
-        log_group_grids(tracker, run_dir)
-        manifest = Manifest(run_dir)
-        by_key = {(r.face_id, r.label): r for r in manifest}
+         run_dirs: Sequence[Path]) -> None:
+    if run_dirs:
+        by_key = {}
+        for run_dir in run_dirs:
+            log_group_grids(tracker, run_dir, prefix=f"{run_dir.name}/" if len(run_dirs) > 1 else "")
+            by_key.update({(r.face_id, r.label): (run_dir, r) for r in Manifest(run_dir)})
         columns = ["face", "group", "edit", "source", "edited", *DELTA, *METRICS]
         rows = []
         for _, row in table[table["status"] == OK].iterrows():
-            record = by_key.get((row["face"], row["edit"]))
-            if record is not None:
+            if (row["face"], row["edit"]) in by_key:
+                run_dir, record = by_key[(row["face"], row["edit"])]
                 rows.append([row["face"], row["group"], row["edit"], str(run_dir / record.source_crop),
                              str(run_dir / record.crop), *[row[c] for c in [*DELTA, *METRICS]]])
         tracker.log_table("edits", columns, rows, image_columns=["source", "edited"])

@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from complexface.atomic import write_text
+from complexface.errors import UserError
 
 MANIFEST = "manifest.jsonl"
+RUN_INFO = "run.json"
 OK, FAILED = "ok", "failed"
 
 
@@ -112,3 +114,43 @@ class Manifest:
         summary = self.summary()
         write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         return summary
+
+
+class RunDirError(UserError, ValueError):
+    """A run dir that holds another part of a sweep than the one asked for."""
+
+
+@dataclass
+class RunInfo:
+    """What a run dir was asked to make (``run.json``): written when the run starts, ``complete`` once it ends.
+
+    ``faces`` x ``edits`` are the expected items (one face a photo); ``shard`` of ``num_shards`` names the part of a
+    sharded face set (None: the whole set), so the shards of a multirun can be merged and checked."""
+
+    faces: list[str]
+    edits: list[str]
+    shard: int | None = None
+    num_shards: int = 1
+    complete: bool = False
+
+    @staticmethod
+    def load(run_dir: str | os.PathLike) -> RunInfo | None:
+        path = Path(run_dir) / RUN_INFO
+        return RunInfo(**json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
+
+    def save(self, run_dir: str | os.PathLike) -> Path:
+        return write_text(Path(run_dir) / RUN_INFO, json.dumps(asdict(self), indent=1, ensure_ascii=False) + "\n")
+
+    def start(self, run_dir: str | os.PathLike) -> None:
+        """Record the run as started (not complete); refuses a dir that holds another shard."""
+        stored = RunInfo.load(run_dir)
+        if stored is not None and (stored.shard, stored.num_shards) != (self.shard, self.num_shards):
+            raise RunDirError(f"{run_dir} holds shard {stored.shard} of {stored.num_shards}, not shard {self.shard} "
+                              f"of {self.num_shards}; resubmit a shard into its own dir "
+                              f"('hydra.sweep.subdir=shard${{faceset.shard}}') or use a new one")
+        self.complete = False
+        self.save(run_dir)
+
+    def finish(self, run_dir: str | os.PathLike) -> None:
+        self.complete = True
+        self.save(run_dir)

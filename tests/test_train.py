@@ -358,3 +358,39 @@ def test_bad_settings_are_setting_errors(dataset, tmp_path, overrides, message):
         train.train(compose_config("train", [f"data.root={dataset}", *overrides, "train_logger=none"]), tmp_path)
     cause = user_error(info.value)
     assert isinstance(cause, SettingError) and f"{config_key(info.value, cause)}{cause}".startswith(message)
+
+
+def test_a_checkpoint_save_cut_short_leaves_the_previous_one_whole(tmp_path):
+    from complexface.checkpoint_io import AtomicCheckpointIO
+
+    io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"global_step": 1, "weights": torch.ones(3)}, path)
+    with pytest.raises(Exception):  # noqa: B017 (whatever stops torch.save midway)
+        io.save_checkpoint({"global_step": 2, "weights": torch.ones(3), "bad": lambda: None}, path)
+    assert io.load_checkpoint(path, weights_only=False)["global_step"] == 1
+    assert list(path.parent.iterdir()) == [path]  # no temp file left behind
+    cfg = compose_config("train", ["data.root=unused"])
+    assert isinstance(instantiate(cfg.trainer, _convert_="all").strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_a_run_stopped_by_sigterm_ends_as_stopped_even_when_lightnings_handler_fails():
+    import signal
+
+    from complexface.callbacks import StopOnSigterm
+
+    def lightning_handler(signum, frame):  # Lightning's broadcast to a rank that is already gone
+        raise ConnectionResetError("Connection lost")
+
+    previous = signal.signal(signal.SIGTERM, lightning_handler)
+    try:
+        callback = StopOnSigterm()
+        callback.on_exception(None, None, ConnectionResetError("not stopped"))  # an ordinary failure stays one
+        callback.on_train_start(None, None)
+        with pytest.raises(ConnectionResetError) as raised:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert callback.received
+        with pytest.raises(SystemExit) as stopped:
+            callback.on_exception(None, None, raised.value)
+        assert stopped.value.code == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)

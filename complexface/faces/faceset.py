@@ -71,6 +71,7 @@ class FaceSet(Sequence[FaceEntry]):
                 raise FaceSetError(f"not in face set {self.name}: {', '.join(sorted(missing))}")
         if shard is not None or num_shards != 1:
             entries = shard_of(entries, shard, num_shards)
+        self.shard, self.num_shards = shard, num_shards
         self.entries: list[FaceEntry] = entries[:limit] if limit else entries
         if not self.entries:
             raise FaceSetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.path}")
