@@ -134,7 +134,8 @@ class ClosedLoopEditor(Editor):
         if not edit.values:  # the zero edit: one pass through the inner editor, nothing to steer
             return loop
         naive = loop.jacobian @ loop.wanted  # what asking for the target itself would give, by the calibration
-        loop.request = _solve(loop.jacobian, loop.wanted, self._rows(loop), self._steered(loop, naive))
+        request = _solve(loop.jacobian, loop.wanted, self._rows(loop), self._steered(loop, naive))
+        loop.request = np.clip(request, -MAX_INTENSITY, MAX_INTENSITY)  # a weak gain can ask for more than exists
         return loop
 
     def _rows(self, loop: Loop) -> np.ndarray:

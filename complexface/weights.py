@@ -22,9 +22,18 @@ SD15_FILES = ("scheduler/scheduler_config.json", "tokenizer/vocab.json|tokenizer
 SD15_PIPELINE_FILES = ("model_index.json", *SD15_FILES, "unet/config.json",
                        "unet/diffusion_pytorch_model.safetensors|diffusion_pytorch_model.bin")
 """Files of a full SD 1.5 pipeline folder (text-to-image, LoRA training)."""
-SD15_DOWNLOAD = ('--include "model_index.json" "scheduler/*" "tokenizer/*" "text_encoder/config.json" '
-                 '"text_encoder/model.safetensors" "vae/config.json" "vae/diffusion_pytorch_model.safetensors" '
-                 '"unet/config.json" "unet/diffusion_pytorch_model.safetensors"')
+
+
+def includes(*patterns: str) -> str:
+    """``hf download`` options keeping only ``patterns`` (the CLI takes one pattern per ``--include``)."""
+    return " ".join(f'--include "{p}"' for p in patterns)
+
+
+SD15_MAGICFACE_PATTERNS = ("scheduler/*", "tokenizer/*", "text_encoder/config.json", "text_encoder/model.safetensors",
+                           "vae/config.json", "vae/diffusion_pytorch_model.safetensors")
+"""What MagicFace needs of the SD 1.5 repo."""
+SD15_DOWNLOAD = includes("model_index.json", *SD15_MAGICFACE_PATTERNS, "unet/config.json",
+                         "unet/diffusion_pytorch_model.safetensors")
 CLIP_REPO = "openai/clip-vit-base-patch32"
 CLIP_FILES = ("config.json", "model.safetensors|pytorch_model.bin", "tokenizer.json|vocab.json")
 LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -77,7 +86,7 @@ def sd15_pipeline_folder(path: str | os.PathLike | None, setting: str) -> Path:
 def clip_folder(path: str | os.PathLike | None, setting: str) -> Path:
     """A transformers CLIP folder (``CLIP_FILES``); ``setting`` names the option that sets it."""
     return model_folder(path, CLIP_FILES, "CLIP", setting, CLIP_REPO,
-                        '--include "*.json" "*.txt" "model.safetensors"')
+                        includes("*.json", "*.txt", "model.safetensors"))
 
 
 def lora_folder(path: str | os.PathLike) -> Path:

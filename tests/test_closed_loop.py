@@ -142,6 +142,14 @@ def test_without_the_lock_the_nose_stays_long_and_without_calibration_it_starts_
     assert len(zero.details["loop"]) == 1 and np.array_equal(zero.image, face.image)
 
 
+def test_a_weak_calibrated_gain_starts_from_a_request_within_range(faces, flawed, measurer, calibration):
+    """AU4=9 on the weak group needs about twice that by the calibration: the first request stops at the maximum."""
+    face = next(f for n, f in faces.items() if FACES[n] == WEAK_GROUP)
+    loop = ClosedLoopEditor(flawed, measurer=measurer, calibration=str(calibration), max_iters=1)
+    (result,) = loop.run(face, [parse_edit("AU4=9")])
+    assert result.details["loop"][0]["request"]["AU4"] == 10.0
+
+
 def test_leakage_targets_are_the_independent_aus():
     assert {"AU5", "AU26"} <= set(leakage_aus("AU4=3"))
 

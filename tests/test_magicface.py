@@ -260,3 +260,28 @@ def test_missing_weights_are_one_user_error(monkeypatch, capsys):
     for expected in (MAGICFACE_REPO, SD15_REPO, "ID_enc/diffusion_pytorch_model.safetensors",
                      "denoising_unet/config.json", "vae/config.json", "text_encoder/config.json", "$MAGICFACE_WEIGHTS"):
         assert expected in err
+
+
+def test_the_download_hints_parse_with_the_hf_cli(weights_copy, monkeypatch):
+    """Each printed ``hf download`` command, run through the real CLI parser, asks for every pattern it names."""
+    import shlex
+
+    import typer
+    from huggingface_hub.cli import download as hf_download
+    from typer.testing import CliRunner
+
+    asked = []
+    monkeypatch.setattr(hf_download, "snapshot_download", lambda **kw: asked.append(kw) or "")
+    (weights_copy / "ID_enc" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(MagicFaceWeightsError) as err:
+        MagicFaceEditor(weights_copy, weights_copy / "no-sd15")
+    hints = [line.split("get them with: hf download ", 1)[1] for line in str(err.value).splitlines()
+             if "get them with: hf download" in line]
+    assert len(hints) == 2
+    app = typer.Typer()
+    app.command()(hf_download.download)
+    for hint in hints:
+        args = shlex.split(hint.replace("<dir>", "out"))
+        assert CliRunner().invoke(app, args).exit_code == 0
+        patterns = [args[i + 1] for i, a in enumerate(args) if a == "--include"]
+        assert asked[-1]["allow_patterns"] == patterns and len(patterns) >= 2

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from complexface.editors.magicface import MagicFaceWeightsError
-from complexface.weights import SD15_FILES, SD15_REPO, file_listing, has_file
+from complexface.weights import SD15_FILES, SD15_MAGICFACE_PATTERNS, SD15_REPO, file_listing, has_file, includes
 
 MAGICFACE_REPO = "mengtingwei/magicface"
 UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -40,11 +40,9 @@ def check_files(weights: str | os.PathLike | None, base_model: str | os.PathLike
         return roots[0], roots[1]  # type: ignore[return-value]
     lines = ["MagicFace weights not found; expected these files:"]
     lines += file_listing("MagicFace", roots[0], MAGICFACE_FILES, "weights (editor.weights / $MAGICFACE_WEIGHTS)",
-                          MAGICFACE_REPO, '--include "ID_enc/*" "denoising_unet/*"')
+                          MAGICFACE_REPO, includes("ID_enc/*", "denoising_unet/*"))
     lines += file_listing("Stable Diffusion 1.5", roots[1], SD15_FILES, "base_model (editor.base_model / $SD15_DIR)",
-                          SD15_REPO, '--include "scheduler/*" "tokenizer/*" "text_encoder/config.json" '
-                          '"text_encoder/model.safetensors" "vae/config.json" '
-                          '"vae/diffusion_pytorch_model.safetensors"')
+                          SD15_REPO, includes(*SD15_MAGICFACE_PATTERNS))
     raise MagicFaceWeightsError("\n".join(lines))
 
 
