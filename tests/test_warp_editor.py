@@ -199,6 +199,25 @@ def test_combinations_add(faces, editor):
         assert np.abs(both).max() > 5
 
 
+def test_au4_lowers_the_inner_brow_most(faces, editor):
+    """A scowl's oblique brow: the inner brow comes down at least twice as far as the lateral tail."""
+    for name in FACES:
+        face = faces[name]
+        motion = editor.landmark_motion(face, edit(AU4=3))
+        inner, outer = along(motion, face, INNER_BROW, "down"), along(motion, face, OUTER_BROW, "down")
+        assert min(i - 2 * o for i, o in zip(inner, outer)) > 0, (name, inner, outer)
+
+
+def test_au1_with_au4_keeps_the_lateral_brows_down(faces, editor):
+    """1+4 (sadness): on top of the sum of the two, the lateral brows go down and the inner brows keep their motion."""
+    for name in FACES:
+        face = faces[name]
+        both = editor.landmark_motion(face, edit(AU1=3, AU4=3))
+        extra = both - editor.landmark_motion(face, edit(AU1=3)) - editor.landmark_motion(face, edit(AU4=3))
+        assert min(along(extra, face, OUTER_BROW, "down")) >= 2.0, name
+        assert max(abs(v) for v in along(extra, face, INNER_BROW, "down")) < 1.5, name
+
+
 # ---------------------------------------------------------------- one-to-one
 
 

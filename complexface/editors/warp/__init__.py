@@ -18,7 +18,8 @@ Design
 - Calibration (``calibrate``): per face, each AU's field is scaled so that at intensity 3 its landmarks move
   by three FACS steps of published facial motion (``complexface.facs_motion``: the axes and units the
   measurer reads); ``AU_PAIRS`` add what two AUs do together and neither alone (AU12 with AU25 lifts the
-  lateral upper lip: a smile's crescent onto the upper teeth).
+  lateral upper lip: a smile's crescent onto the upper teeth; AU1 with AU4 keeps the lateral brows down: the
+  oblique brows of sadness).
 - Lip parting (AU25, AU26) moves the two lips on either side of the inner-lip seam; where the warp
   stretches the seam band open, ``mouth.py`` paints a cavity with depth and skull-fixed teeth drawn once
   per face (upper teeth, lower incisors in wide openings, a gum line when the lip rises far enough). In a

@@ -348,20 +348,22 @@ def _central(du: np.ndarray) -> np.ndarray:
 
 
 def _au4(c: _Canvas, g: Geometry) -> None:
-    """Brow lowerer: vertical glabella furrows beside the skin bunched between the brows, and the brow-lid
-    skin folding down over the upper lid."""
+    """Brow lowerer: vertical glabella furrows beside the skin bunched between the brows, the skin bunched above
+    the inner brows, and the brow-lid skin folding down over the upper lid under the overhanging brow (its shadow
+    on the lid, the fold's roll lit above it)."""
     mid, root = g.uv[168]
-    c.bump((mid, root - 0.23), (0.045, 0.07), 0.25, cavity=0.5)
+    c.bump((mid, root - 0.22), (0.05, 0.09), 0.35, cavity=0.4)
     for side, brow, lid in zip(SIDES, BROW, UPPER_LID):
-        c.curve([(mid + side * 0.05, root - 0.06), (mid + side * 0.062, root - 0.2),
-                 (mid + side * 0.095, root - 0.34)], 0.02, -0.2, profile=(0.0, 1.0, 0.9, 0.0), light=0.2)
-        c.curve([(mid + side * 0.115, root - 0.12), (mid + side * 0.135, root - 0.24)], 0.018, -0.07,
-                profile=(0.0, 1.0, 0.0), light=0.2)
+        c.curve([(mid + side * 0.055, root - 0.07), (mid + side * 0.062, root - 0.2),
+                 (mid + side * 0.085, root - 0.37)], 0.025, -0.32, other_width=0.036, toward=(side, 0.0),
+                profile=(0.0, 0.7, 1.0, 0.9, 0.4, 0.0), light=0.2)
+        c.curve([(mid + side * 0.13, root - 0.14), (mid + side * 0.14, root - 0.24)], 0.026, -0.05,
+                profile=(0.0, 1.0, 0.0), light=0.15)
         inner = g.uv[brow[-1]]
-        c.bump(inner + (side * 0.02, -0.02), (0.08, 0.06), 0.2, cavity=0.5)
+        c.bump(inner + (side * 0.02, -0.02), (0.08, 0.06), 0.3, cavity=0.5)
         upper = _lid(g, lid, np.full(len(lid), -0.11))
-        c.curve(upper, 0.035, 0.2, profile=(0.0, 0.5, 1.0, 1.0, 0.3), cavity=0.3, light=1.0)
-        c.curve(_lid(g, lid, np.full(len(lid), -0.065)), 0.024, -0.12, profile=(0.0, 0.6, 1.0, 0.8, 0.0))
+        c.curve(upper, 0.04, 0.26, profile=(0.0, 0.5, 1.0, 1.0, 0.3), cavity=0.3, light=1.0)
+        c.curve(_lid(g, lid, np.full(len(lid), -0.065)), 0.028, -0.2, profile=(0.0, 0.7, 1.0, 0.8, 0.0))
 
 
 def _au9(c: _Canvas, g: Geometry) -> None:

@@ -71,10 +71,14 @@ def au2(g: Geometry) -> np.ndarray:
 
 
 def au4(g: Geometry) -> np.ndarray:
-    """Brow lowerer: brows down and together (inner ends most); upper lids narrow slightly."""
+    """Brow lowerer: brows down and together; upper lids narrow slightly.
+
+    The corrugator and the depressors pull the inner brow down and toward the midline while the lateral tail
+    barely moves, so the brow takes the oblique line of a scowl, lowest at the nose (design shape; the same
+    calibrated inner-brow motion as before, see ``facs_motion``)."""
     field = g.zeros()
     for (side, upper), lower, lid in zip(g.sides(BROW), BROW_LOWER, UPPER_LID):
-        vecs = [(0, 0.03), (-0.005, 0.045), (-0.015, 0.06), (-0.035, 0.075), (-0.05, 0.08)]
+        vecs = [(0, 0.0), (-0.005, 0.0), (-0.015, 0.035), (-0.035, 0.075), (-0.045, 0.095)]
         field += _brow_band(g, side, upper, lower, vecs, reach_in=0.25, up=0.4)
         pts = g.uv[list(lid)]
         drop = 0.022 * np.sin(np.linspace(0, np.pi, len(lid))) ** 0.7
@@ -186,6 +190,18 @@ def smile_opening(g: Geometry) -> np.ndarray:
     return field * g.upper_gate()
 
 
+def oblique_brows(g: Geometry) -> np.ndarray:
+    """AU1 with AU4: the medial frontalis lifts the inner brows while the corrugator draws them together and the
+    lateral brow, which AU1 alone lifts a little, stays down, so the brows take the oblique line of sadness, inner
+    corners up (Ekman & Friesen 1975, Unmasking the Face). The lateral brow is lowered (design values); the
+    inner brows keep the motion of AU1 and AU4."""
+    field = g.zeros()
+    for (side, upper), lower in zip(g.sides(BROW), BROW_LOWER):
+        vecs = [(0, 0.055), (0, 0.06), (0, 0.04), (0, 0.01), (0, 0.0)]
+        field += _brow_band(g, side, upper, lower, vecs, reach_in=0.1, up=0.4)
+    return field
+
+
 AU_FIELDS: dict[str, Callable[[Geometry], np.ndarray]] = {
     "AU1": au1, "AU2": au2, "AU4": au4, "AU5": au5, "AU6": au6, "AU9": au9,
     "AU12": au12, "AU15": au15, "AU17": au17, "AU20": au20, "AU25": au25, "AU26": au26,
@@ -194,5 +210,6 @@ assert tuple(AU_FIELDS) == EDITABLE
 
 AU_PAIRS: dict[str, tuple[tuple[str, str], Callable[[Geometry], np.ndarray]]] = {
     "AU12+AU25": (("AU12", "AU25"), smile_opening),
+    "AU1+AU4": (("AU1", "AU4"), oblique_brows),
 }
 """Motions two AUs make together and neither alone, at ``DESIGN_INTENSITY`` of the weaker (positive) one."""
