@@ -29,6 +29,14 @@ def quote_prompt(argv: list[str]) -> list[str]:
     return [f"prompt={quoted(a[7:])}" if a.startswith("prompt=") and a[7:8] not in ("'", '"') else a for a in argv]
 
 
+def top_three(record: dict) -> list[str]:
+    """The chosen recipe and the first two runners-up of a ``choice.json`` record, one line each:
+    ``1. polite_smile (felt neutral, shown joy) 43%``."""
+    top = [record, *record.get("runner_ups", [])][:3]
+    return [f"{i}. {r['recipe_id']} (felt {r['felt']}, shown {r['displayed']}) {r['confidence']:.0%}"
+            for i, r in enumerate(top, 1)]
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
     record = exit_on_user_error(lambda: generate(cfg, Path(HydraConfig.get().runtime.output_dir)))
@@ -38,7 +46,7 @@ def main(cfg: DictConfig) -> None:
               f"confidence {record['confidence']:.2f}, score {record['score']:.3f} [{record['language']}: "
               f"\"{record['matched']}\"]")
         print(f"AUs: {aus}")
-        print("runner-ups: " + ", ".join(f"{r['recipe_id']} {r['confidence']:.2f}" for r in record["runner_ups"]))
+        print("\n".join(top_three(record)))
     outputs = list(record["outputs"].values())
     print(f"wrote: {', '.join(outputs)} and {Path(outputs[0]).parent / 'choice.json'}")
 

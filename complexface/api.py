@@ -192,12 +192,15 @@ def recipe_dict(recipe) -> dict:
 
 def recipe_for(text: str, retriever_=None) -> dict:
     """The catalog recipe closest to free English or Japanese text (as generate.py picks it): id, names, felt,
-    displayed, aus, score, confidence, language, the matched caption, and ``top``: the best three."""
+    displayed, aus, score, confidence, language, the matched caption, and ``top``: the best three, each with its
+    id, felt and displayed emotion, score and confidence."""
     chosen = (retriever_ or retriever())
     with _TEXT:
         choice = chosen(text)
-    top = [{"id": choice.recipe.id, "score": round(choice.score, 4), "confidence": round(choice.confidence, 4)}]
-    top += [{"id": r["recipe_id"], "score": r["score"], "confidence": r["confidence"]} for r in choice.runner_ups]
+    top = [{"id": choice.recipe.id, "felt": choice.recipe.felt, "displayed": choice.recipe.displayed,
+            "score": round(choice.score, 4), "confidence": round(choice.confidence, 4)}]
+    top += [{"id": r["recipe_id"], "felt": r["felt"], "displayed": r["displayed"], "score": r["score"],
+             "confidence": r["confidence"]} for r in choice.runner_ups]
     return {**recipe_dict(choice.recipe), "score": round(choice.score, 4), "confidence": round(choice.confidence, 4),
             "language": choice.language, "matched": choice.matched, "top": top[:3]}
 

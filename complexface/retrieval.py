@@ -1,11 +1,14 @@
-"""Free text -> a catalog recipe, by retrieval over the recipes' names and captions.
+"""Free text -> a catalog recipe, by retrieval over the recipes' names and captions and a reading of the prompt.
 
 English prompts are embedded with the text tower (the MiniLM sentence model by default, or a
-fine-tuned ``ExpressionCLIP`` export, whose projected embeddings are then used); a recipe's score
+fine-tuned ``ExpressionCLIP`` export, whose projected embeddings are then used); a recipe's dense score
 is its best-matching name or caption. Japanese prompts (any kana or kanji), which MiniLM
 (English-only) reads poorly, are scored by TF-IDF-weighted character 1-2-gram cosine against each
 recipe's Japanese name and captions taken together, blended (``ngram_weight``) with the text
-tower's best-caption score. The confidence is a softmax over the recipe scores.
+tower's best-caption score. To that, ``lexicon_weight`` times the agreement of the prompt's reading
+(``complexface.lexicon``: which emotions are felt, which displayed, read from cue words) with the
+recipe's felt/displayed fields is added (a pure or plain one-emotion prompt favours the catalog's ``*_prototype``
+controls). The confidence is a softmax over the recipe scores.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch.nn.functional as F
 
 from complexface.errors import UserError
 from complexface.expressions import Recipe, load_catalog
+from complexface.lexicon import agreement, read, recipe_reading
 
 
 class PromptError(UserError, ValueError):
@@ -80,7 +84,8 @@ class TextTower:
 
 @dataclass(frozen=True)
 class Choice:
-    """The chosen recipe, its score (best caption similarity), confidence and the runners-up."""
+    """The chosen recipe, its score (dense or blended similarity plus reading agreement), confidence and the
+    runners-up (each with its id, felt and displayed emotion, names, score and confidence)."""
 
     recipe: Recipe
     score: float
@@ -100,10 +105,16 @@ class RecipeRetriever:
     """Maps a prompt (English or Japanese) to the closest recipe of the catalog."""
 
     def __init__(self, text_model: str | Path | None = None, catalog: str | Path | None = None,
-                 ngram_weight: float = 0.7, temperature: float = 0.05, runner_ups: int = 3) -> None:
+                 ngram_weight: float = 0.7, lexicon_weight: float = 1.0, temperature: float = 0.1,
+                 runner_ups: int = 3) -> None:
         self.recipes = load_catalog(catalog)
         self.tower = TextTower(text_model)
-        self.ngram_weight, self.temperature, self.n_runner_ups = ngram_weight, temperature, runner_ups
+        self.ngram_weight, self.lexicon_weight = ngram_weight, lexicon_weight
+        self.temperature, self.n_runner_ups = temperature, runner_ups
+        self.readings = {rid: recipe_reading(r.felt, r.displayed, {"en": [r.name_en, *r.captions_en],
+                                                                    "ja": [r.name_ja, *r.captions_ja]},
+                                             prototype=rid.endswith("_prototype"))
+                         for rid, r in self.recipes.items()}
         self.docs: dict[str, list[tuple[str, str]]] = {}
         self.embeddings: dict[str, torch.Tensor] = {}
         for language in ("en", "ja"):
@@ -124,6 +135,10 @@ class RecipeRetriever:
             w = self.ngram_weight
             for rid, ngram in zip(self.recipes, self.ngrams.similarity(prompt), strict=True):
                 best[rid] = (w * ngram + (1 - w) * best[rid][0], best[rid][1])
+        reading = read(prompt, language)
+        if reading:
+            for rid, (score, text) in best.items():
+                best[rid] = (score + self.lexicon_weight * agreement(reading, self.readings[rid]), text)
         return language, best
 
     def __call__(self, prompt: str) -> Choice:
@@ -134,6 +149,8 @@ class RecipeRetriever:
         ranked = sorted(best.items(), key=lambda kv: kv[1][0], reverse=True)
         probs = torch.softmax(torch.tensor([s for _, (s, _) in ranked]) / self.temperature, 0).tolist()
         (rid, (score, text)), confidence = ranked[0], probs[0]
-        runner_ups = [{"recipe_id": r, "score": round(s, 4), "confidence": round(p, 4)}
+        runner_ups = [{"recipe_id": r, "felt": self.recipes[r].felt, "displayed": self.recipes[r].displayed,
+                       "name_en": self.recipes[r].name_en, "name_ja": self.recipes[r].name_ja,
+                       "score": round(s, 4), "confidence": round(p, 4)}
                       for (r, (s, _)), p in zip(ranked[1:1 + self.n_runner_ups], probs[1:], strict=False)]
         return Choice(self.recipes[rid], score, confidence, language, text, runner_ups)

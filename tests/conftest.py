@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 # W&B never reaches the network in tests and keeps its files out of the user's home.
 _WANDB_HOME = Path(tempfile.mkdtemp(prefix="complexface-wandb-"))
+atexit.register(shutil.rmtree, _WANDB_HOME, ignore_errors=True)  # nothing left in /tmp after the session
 os.environ["WANDB_MODE"] = "offline"
 for _var, _sub in (("WANDB_DIR", "runs"), ("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"),
                    ("WANDB_CONFIG_DIR", "config")):

@@ -21,7 +21,8 @@ from tests.conftest import ROOT, make_bad_inputs
 
 def test_import_stays_light():
     code = "import sys, complexface; print(any(m.split('.')[0] in ('torch', 'mediapipe', 'cv2') for m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip() == "False"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "False"
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,8 @@ def test_recipe_for_english_and_japanese():
         assert found["id"] == "anger_masking_smile" and found["felt"] == "anger" and found["displayed"] == "joy"
         assert found["aus"] == {"AU4": 2.0, "AU12": 3.0, "AU17": 1.0}
         assert next(t["id"] for t in found["top"]) == "anger_masking_smile" and len(found["top"]) == 3
+        assert found["top"][0]["felt"] == "anger" and found["top"][0]["displayed"] == "joy"
+        assert all({"id", "felt", "displayed", "score", "confidence"} <= set(t) for t in found["top"])
     assert ja["language"] == "ja" and ja["name_ja"] == "笑顔の裏の怒り"
 
 

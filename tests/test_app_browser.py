@@ -1,7 +1,7 @@
 """A real browser (Debian's Chromium driven by Playwright) uses the AU editor page: all sliders at zero show the
 source crop pixel for pixel, dragging a slider changes the preview, a preset and a Japanese phrase load their
-recipe, a photo with two faces lets the second be picked, PNG and recipe JSON exports, and the JSON loads back into
-the same sliders. Runs whenever Chromium is there; with CI set it must run (never skips).
+recipe (its top three shown as buttons that load theirs), a photo with two faces lets the second be picked, PNG
+and recipe JSON exports, and the JSON loads back into the same sliders. Runs whenever Chromium is there; with CI set it must run (never skips).
 
 APP_SHOTS=/tmp/app_shots also saves screenshots of the page with anger_masking_smile loaded (en and ja) and of the
 face picker there."""
@@ -119,6 +119,14 @@ def test_the_editor_page_in_a_browser(browser, server, tmp_path):
 
     page.fill("#prompt", "顔は笑っているけど心の中では怒っている")
     page.locator("#prompt-form button").click()
+    page.wait_for_selector("main[data-recipe=anger_masking_smile]")
+    choices = page.locator("#prompt-result button.choice")  # the top three, each loading its preset on a click
+    assert choices.count() == 3 and choices.first.get_attribute("aria-pressed") == "true"
+    second = choices.nth(1).get_attribute("data-choice")
+    assert second != "anger_masking_smile" and all(":" in choices.nth(i).inner_text() for i in range(3))
+    choices.nth(1).click()
+    page.wait_for_selector(f"main[data-recipe={second}]")
+    choices.first.click()
     page.wait_for_selector("main[data-recipe=anger_masking_smile]")
     assert sliders(page) == {"AU4": 2, "AU12": 3, "AU17": 1}
     wait_preview(page, ANGER_MASKING_SMILE)

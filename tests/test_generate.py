@@ -14,61 +14,32 @@ from PIL import Image
 import generate
 from complexface.devices import resolve_device, resolve_dtype
 from complexface.expressions import CATALOG, load_catalog
+from complexface.lexicon import agreement, read
 from complexface.models.expression_clip import ExpressionCLIP
 from complexface.retrieval import PromptError, RecipeRetriever, char_ngrams, is_japanese
 from complexface.settings import SettingError
 from tests.conftest import TRAIN_RECIPES, compose_config
 from tests.test_train import build_tiny_sd
 
-PARAPHRASES: dict[str, tuple[list[str], list[str]]] = {
-    # recipe id: (English, Japanese) paraphrases that are not in the catalog
-    "felt_smile": (["a genuinely happy person with a big sincere grin", "pure delight, laughing eyes and a real smile"],
-                   ["心の底から嬉しくて笑っている", "目が細くなるほどの満面の笑み"]),
-    "polite_smile": (["a courteous smile just for show, the eyes stay cold", "a fake customer-service smile"],
-                     ["お愛想で口だけ笑っている", "社交辞令のつくり笑顔"]),
-    "anger_masking_smile": (["smiling on the surface, angry inside",
-                             "grinning outwardly but seething with rage underneath"],
-                            ["顔は笑っているけど心の中では怒っている", "にこやかだが内心はらわたが煮えくり返っている"]),
-    "sadness_leak_smile": (["putting on a smile although she is sad", "a brave smile that cannot hide the sorrow"],
-                           ["悲しいのに無理に微笑んでいる", "寂しさを隠しきれない笑顔"]),
-    "fear_leak_smile": (["a scared person forcing a smile", "grinning nervously out of anxiety"],
-                        ["怖いのに無理に笑っている", "不安で緊張した笑い"]),
-    "disgust_leak_smile": (["smiling while finding it disgusting", "a polite smile covering revulsion"],
-                           ["嫌悪感を隠して笑っている", "気持ち悪いと思いながら愛想笑いする"]),
-    "miserable_smile": (["a wry, defeated smile of someone who is unhappy",
-                         "smiling miserably about a hopeless situation"],
-                        ["つらいけど苦笑いするしかない", "みじめな気持ちで力なく笑う"]),
-    "embarrassed_smile": (["a shy, blushing grin", "an awkward smile because she feels embarrassed"],
-                          ["照れくさそうに笑う", "恥ずかしくてはにかんでいる"]),
-    "suppressed_anger": (["furious but hiding it behind a blank face", "a poker face concealing rage"],
-                         ["怒りを押し殺して無表情を保つ", "激しい怒りを抑えて平然とした顔"]),
-    "suppressed_sadness": (["fighting back tears and trying to look calm", "hiding grief behind a neutral face"],
-                           ["泣きたいのをこらえて平静な顔をしている", "悲しみを押し殺した顔"]),
-    "happily_surprised": (["a joyful surprise, mouth open with a smile", "pleasantly astonished and happy"],
-                          ["嬉しいサプライズに驚いて笑う", "思いがけない喜びにびっくりしている"]),
-    "sadly_angry": (["angry and hurt, with a sorrowful frown", "resentful and sad at once"],
-                    ["悲しくて怒っている", "傷ついて恨んでいる顔"]),
-    "fearfully_angry": (["scared but furious", "angry while frightened, on the defensive"],
-                        ["おびえながら怒っている", "恐怖と怒りが混じった顔"]),
-    "angrily_surprised": (["shocked and outraged", "an indignant, astonished face"],
-                          ["驚いて憤慨している", "信じられないと怒って驚く"]),
-    "bittersweet": (["a wistful smile, half happy half sad", "a melancholy, nostalgic smile"],
-                    ["嬉しいけど切ない笑み", "懐かしくて少し寂しい微笑み"]),
-    "sadness_prototype": (["a sad, grieving face", "a person looking unhappy and sorrowful"],
-                          ["悲しんでいる顔", "とても悲しそうな人"]),
-    "surprise_prototype": (["a totally astonished face with the jaw dropped", "shocked, eyes wide open in surprise"],
-                           ["びっくりして口をぽかんと開けている", "目を丸くして驚いている"]),
-    "happiness_prototype": (["an overjoyed face, laughing out loud", "a person bursting with happiness"],
-                            ["大喜びではしゃいでいる顔", "うれしくて大笑いしている人"]),
-    "anger_prototype": (["a mad, scowling face", "someone glaring in open rage"],
-                        ["怒りをあらわにしている顔", "カンカンに怒ってにらんでいる"]),
-    "disgust_prototype": (["a face twisted in disgust", "someone smelling something foul"],
-                          ["吐き気がするほど嫌そうな顔", "くさいものを嗅いで顔をゆがめる"]),
-    "fear_prototype": (["a scared, horrified face", "someone panicking in terror"],
-                       ["怖くて震えている顔", "恐ろしさに青ざめた顔"]),
-    "contempt_prototype": (["a disdainful smirk", "looking at someone with scorn"],
-                           ["人を小ばかにしたような顔", "見下した冷たい薄笑い"]),
-}
+DEV_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev.yaml"
+DEV2_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev2.yaml"
+DEV3_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev3.yaml"
+HELD_OUT_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases.yaml"
+"""Written apart from the captions and the lookup (13 per recipe and language) and never tuned on: measured only."""
+
+
+def load_paraphrases(path: Path) -> dict[str, dict[str, list[str]]]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["recipes"]
+
+
+PARAPHRASES = load_paraphrases(DEV_PARAPHRASES)
+"""recipe id -> {"en": [...], "ja": [...]}: development paraphrases (in no caption), the ones the lookup is tuned on."""
+DEV_SETS = {"dev": PARAPHRASES, "dev2": load_paraphrases(DEV2_PARAPHRASES),
+            "dev3": load_paraphrases(DEV3_PARAPHRASES)}
+"""The first dev set; the second (stress) set, other vocabulary and registers (10 per recipe and language), measured
+before the lookup was tuned on it (84% en, 94% ja top-1); a third check set (7-10), written in three batches after
+that tuning, each measured before being tuned on in turn (92-95% en, 94-97% ja). All are tuned on now: dev figures."""
+MIN_PER_RECIPE = {"dev": 10, "dev2": 10, "dev3": 7}
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +48,15 @@ def retriever() -> RecipeRetriever:
     return RecipeRetriever()
 
 
-def paraphrase_accuracy(retriever: RecipeRetriever) -> dict[str, float]:
-    """Share of paraphrases mapped to their recipe, per language."""
-    return {language: float(np.mean([retriever(p).recipe.id == rid for rid, pair in PARAPHRASES.items()
-                                     for p in pair[i]])) for i, language in enumerate(("en", "ja"))}
+def paraphrase_accuracy(retriever: RecipeRetriever, top: int = 1,
+                        paraphrases: dict[str, dict[str, list[str]]] = PARAPHRASES) -> dict[str, float]:
+    """Share of paraphrases whose recipe is among the first ``top`` choices, per language."""
+    def hit(prompt: str, rid: str) -> bool:
+        choice = retriever(prompt)
+        return rid in [choice.recipe.id, *(r["recipe_id"] for r in choice.runner_ups)][:top]
+
+    return {language: float(np.mean([hit(p, rid) for rid, texts in paraphrases.items() for p in texts[language]]))
+            for language in ("en", "ja")}
 
 
 def test_language_detection_and_ngrams():
@@ -105,10 +81,106 @@ def test_phrasings_map_to_the_right_recipe(retriever, prompt, recipe):
     assert all(r["confidence"] <= choice.confidence for r in choice.runner_ups)
 
 
-def test_paraphrase_accuracy_per_language(retriever):
-    accuracy = paraphrase_accuracy(retriever)
-    print(f"paraphrase accuracy: {accuracy} (chance {1 / len(retriever.recipes):.3f})")
-    assert accuracy["en"] >= 0.75 and accuracy["ja"] >= 0.7
+def test_held_out_paraphrase_accuracy(retriever):
+    """Measured 2026-11-30, top-1 (top-3): en 89.9% (97.2%), ja 85.3% (93.0%); the floor catches a regression, it
+    is not a target to tune to (the issue's is 90% in both)."""
+    paraphrases = load_paraphrases(HELD_OUT_PARAPHRASES)
+    assert set(paraphrases) == set(retriever.recipes)
+    assert all(min(len(texts["en"]), len(texts["ja"])) >= 10 for texts in paraphrases.values())
+    accuracy = paraphrase_accuracy(retriever, paraphrases=paraphrases)
+    top3 = paraphrase_accuracy(retriever, top=3, paraphrases=paraphrases)
+    print(f"held-out paraphrase accuracy: top-1 {accuracy}, top-3 {top3}")
+    assert accuracy["en"] >= 0.85 and accuracy["ja"] >= 0.8 and min(top3.values()) >= 0.9
+
+
+@pytest.mark.parametrize("name", list(DEV_SETS))
+def test_dev_paraphrase_accuracy_per_language(retriever, name):
+    """Measured, top-1 (top-3), en / ja: dev 98% / 98% (99% / 99%); dev2 97% / 99% (99% / 100%); dev3 99.5% / 99.5%
+    (100% / 100%). Before dev2 was written the lookup scored 84% / 94% on it. Without the reading
+    (lexicon_weight=0), dev 65% / 45%."""
+    paraphrases = DEV_SETS[name]
+    assert all(min(len(texts["en"]), len(texts["ja"])) >= MIN_PER_RECIPE[name] for texts in paraphrases.values())
+    assert set(paraphrases) == set(retriever.recipes)
+    exact = {t for r in retriever.recipes.values() for t in (r.name_en, r.name_ja, *r.captions_en, *r.captions_ja)}
+    assert not exact & {p for texts in paraphrases.values() for p in texts["en"] + texts["ja"]} - {
+        "smiling on the surface, angry inside"}  # a recipe's name, kept from the original paraphrases
+    earlier = [s for n, s in DEV_SETS.items() if n < name]  # written apart: no phrase of an earlier dev set
+    assert not {p for texts in paraphrases.values() for p in texts["en"] + texts["ja"]} & {
+        p for s in earlier for texts in s.values() for p in texts["en"] + texts["ja"]}
+    accuracy = paraphrase_accuracy(retriever, paraphrases=paraphrases)
+    top3 = paraphrase_accuracy(retriever, top=3, paraphrases=paraphrases)
+    print(f"{name} paraphrase accuracy: top-1 {accuracy}, top-3 {top3} (chance {1 / len(retriever.recipes):.3f})")
+    assert accuracy["en"] >= 0.9 and accuracy["ja"] >= 0.9 and min(top3.values()) >= 0.95
+
+
+@pytest.mark.parametrize(("prompt", "felt", "displayed"), [
+    ("a brave little smile that hides how sad he really is", "sadness", "joy"),  # the issue's example
+    ("顔で笑って心で泣く", "sadness", "joy"),
+    ("怒りを押し殺して無表情を保つ", "anger", "neutral"),
+    ("楽しくもないのに作り笑いを浮かべる", "neutral", "joy"),
+    ("furious but hiding it behind a blank face", "anger", "neutral"),
+    ("a genuinely happy person with a big sincere grin", "joy", "joy"),
+])
+def test_the_reading_finds_felt_and_displayed_emotions(retriever, prompt, felt, displayed):
+    language = "ja" if is_japanese(prompt) else "en"
+    reading = read(prompt, language)
+    strongest = [max(side, key=side.get) for side in (reading.felt, reading.displayed)]
+    assert strongest == [felt, displayed]
+    choice = retriever(prompt)
+    assert (choice.recipe.felt, choice.recipe.displayed) == (felt, displayed)
+    assert all({"recipe_id", "felt", "displayed", "name_en", "name_ja"} <= set(r) for r in choice.runner_ups)
+
+
+@pytest.mark.parametrize(("prompt", "recipe"), [
+    # felt vs prototype vs polite smiles: explicit cues decide; a plain happy face is the prototype
+    ("a warm smile with crow's feet, from the heart", "felt_smile"),
+    ("目尻にしわを寄せて心からほほえむ", "felt_smile"),
+    ("a big grin, laughing out loud with pure joy", "happiness_prototype"),
+    ("a happy face", "happiness_prototype"),
+    ("典型的な喜びの表情", "happiness_prototype"),
+    ("a customer-service smile with nothing behind it", "polite_smile"),
+    ("営業スマイル", "polite_smile"),
+    # an open (prototype) face vs the same emotion hidden, suppressed or mixed
+    ("the textbook angry face: brows down, lips pressed, glaring", "anger_prototype"),
+    ("furious, and not hiding it at all", "anger_prototype"),
+    ("a straight face hiding fury", "suppressed_anger"),
+    ("怒りを隠さずにらみつける", "anger_prototype"),
+    ("smiling and sad at the same time", "bittersweet"),
+    # good news vs plain astonishment
+    ("stunned and delighted by the good news", "happily_surprised"),
+    ("a classic surprise face, brows up and mouth open", "surprise_prototype"),
+])
+def test_hard_pairs_are_decided_by_their_cues(retriever, prompt, recipe):
+    assert retriever(prompt).recipe.id == recipe
+
+
+def test_negations_flip_or_drop_cues():
+    assert read("not a fake smile, she really means it", "en").style.get("genuine")
+    assert "fake" not in read("not a fake smile, she really means it", "en").style
+    assert read("not hiding his anger at all", "en").style.get("pure")  # an open face, not a concealed one
+    assert read("作り笑いじゃない笑顔", "ja").felt == {"joy": 1.0}
+    shocked = read("not happy or angry, just shocked", "en")  # the negation covers the list
+    assert shocked.felt == shocked.displayed == {"surprise": 1.0}
+
+
+def test_each_cue_pattern_has_one_label():
+    """A pattern under two labels would be read as the first only (the alternation is longest first, then in
+    table order): compound labels ("fake+smile") say that one pattern means both."""
+    from complexface.lexicon import EN, JA
+
+    for table in (EN, JA):
+        patterns = [p for ps in table.values() for p in ps]
+        assert len(patterns) == len(set(patterns))
+
+
+def test_the_reading_is_what_fixes_the_issue_example(retriever):
+    """Without the reading, the dense score puts the issue's example on a recipe of another felt emotion."""
+    prompt = "a brave little smile that hides how sad he really is"
+    plain = RecipeRetriever(lexicon_weight=0.0)
+    assert plain(prompt).recipe.felt != "sadness"
+    assert retriever(prompt).recipe.id == "sadness_leak_smile"
+    no_cue = read("a person waiting at the bus stop", "en")
+    assert not no_cue and agreement(no_cue, plain.readings["felt_smile"]) == 0
 
 
 def trained_catalog(folder) -> Path:
@@ -133,8 +205,7 @@ def test_a_trained_expression_clip_export_retrieves_paraphrases_of_what_it_learn
     cfg, _, run_dir = trained_expression_clip
     catalog = trained_catalog(tmp_path)
     exact = {t for r in load_catalog(catalog).values() for t in (r.name_en, *r.captions("en"))}
-    prompts = [(p, rid) for rid in TRAIN_RECIPES for p in PARAPHRASES[rid][0] if p not in exact]
-    assert len(prompts) == 5  # "smiling on the surface, angry inside" is anger_masking_smile's name: left out
+    prompts = [(p, rid) for rid in TRAIN_RECIPES for p in PARAPHRASES[rid]["en"] if p not in exact]
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup()
     held_out = [item for split in ("validation", "test") for item in datamodule.datasets[split]
@@ -149,17 +220,21 @@ def test_a_trained_expression_clip_export_retrieves_paraphrases_of_what_it_learn
         return sum(held_out[j]["recipe"] == rid for j, (_, rid) in zip(best, prompts, strict=True))
 
     trained = top1_hits(load_expression_clip(run_dir / "model"))
-    torch.manual_seed(0)
-    untrained = top1_hits(ExpressionCLIP(mesh=cfg.model.mesh, identity=cfg.model.identity))
+    untrained = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        untrained.append(top1_hits(ExpressionCLIP(mesh=cfg.model.mesh, identity=cfg.model.identity)))
     print(f"paraphrase -> held-out face, top-1 right: trained {trained}/{len(prompts)}, untrained {untrained} "
           f"(chance {len(prompts) / len(TRAIN_RECIPES):.0f})")
-    # measured: trained 5, 5, 4 of 5 (training seeds 0, 1, 2); untrained 4, 2, 1, 3, 3 (torch seeds 0-4); chance
-    # 5/3. Against the untrained model of torch seed 0 (4 of 5), the run of training seed 0 must find all five.
-    assert len({item["face"] for item in held_out}) >= 2 and trained >= 4 and trained > untrained
+    # measured (training seed 0): trained 34 of 47, untrained 22, 13, 14 (torch seeds 0-2); chance 16
+    assert len({item["face"] for item in held_out}) >= 2 and len(prompts) >= 40
+    assert trained >= 0.6 * len(prompts) and trained - max(untrained) >= 0.15 * len(prompts)
 
     retriever = RecipeRetriever(text_model=run_dir / "model", catalog=catalog)
     assert retriever.tower(["a"]).shape == (1, 128)  # the projected (shared) space
-    assert all(retriever(p).recipe.id == rid for p, rid in prompts)  # measured: all with every seed
+    right = np.mean([retriever(p).recipe.id == rid for p, rid in prompts])
+    print(f"as generate.py's text tower on the 3 recipes: {right:.2f} right")
+    assert right >= 0.9  # measured: 1.00 (the lexicon reads the felt/displayed cues the tower misses)
 
 
 def test_empty_prompt_is_refused(retriever):
@@ -177,6 +252,9 @@ def test_generate_writes_the_choice_and_the_edited_face(tmp_path):
     assert choice["aus"] == {"AU4": 2, "AU12": 3, "AU17": 1}
     assert choice["applied"] == {"AU4": 3, "AU12": 4.5, "AU17": 1.5} and choice["editor"] == "warp"
     assert {"score", "confidence", "runner_ups", "matched"} <= set(choice) and choice["face"].endswith("001.jpg")
+    lines = generate.top_three(choice)  # what generate.py prints
+    assert len(lines) == 3 and lines[0].startswith("1. anger_masking_smile (felt anger, shown joy) ")
+    assert all(line.endswith("%") for line in lines) and lines[2].startswith("3. ")
     source, edited = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("source", "edit"))
     assert source.shape == edited.shape == (512, 512, 3) and np.abs(source.astype(int) - edited).max() > 20
     assert (tmp_path / "photo.jpg").exists() and (tmp_path / "config.yaml").exists()

@@ -234,6 +234,37 @@
   }
   function recipeById(id) { return info.recipes.filter(function (r) { return r.id === id; })[0]; }
 
+  // The text box's top three: one button each (name, felt/displayed, confidence); a click loads the preset.
+  function showChoices(top) {
+    var box = $("#prompt-result");
+    box.textContent = "";
+    var head = document.createElement("p");
+    head.className = "hint"; head.textContent = t("choices");
+    box.appendChild(head);
+    top.forEach(function (x) {
+      var r = recipeById(x.id);
+      if (!r) { return; }
+      var b = document.createElement("button");
+      b.type = "button"; b.className = "choice"; b.setAttribute("data-choice", x.id);
+      var name = document.createElement("strong");
+      name.textContent = lang === "ja" ? r.name_ja : r.name_en;
+      var detail = document.createElement("span");
+      detail.textContent = t("felt") + ": " + emotion(r.felt) + " · " + t("displayed") + ": " + emotion(r.displayed) +
+        " · " + t("confidence") + " " + Math.round(100 * x.confidence) + "%";
+      b.appendChild(name); b.appendChild(detail);
+      b.addEventListener("click", function () { pickChoice(x.id); });
+      box.appendChild(b);
+    });
+  }
+  function pickChoice(id) {
+    $$("#prompt-result button.choice").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.getAttribute("data-choice") === id));
+    });
+    main.setAttribute("data-recipe", id);
+    var r = recipeById(id);
+    if (r) { showRecipe(r); }
+  }
+
   function download(blob, name) {
     var a = document.createElement("a");
     a.href = URL.createObjectURL(blob); a.download = name;
@@ -309,10 +340,8 @@
       e.preventDefault();
       var text = $("#prompt").value;
       api("recipe_for", { text: text }).then(function (r) { return r.json(); }).then(function (r) {
-        $("#prompt-result").textContent = "→ " + (lang === "ja" ? r.name_ja : r.name_en) + " (" + r.id + ", " + t("confidence") +
-          " " + Math.round(100 * r.confidence) + "%) · " + r.top.slice(1).map(function (x) { return x.id; }).join(", ");
-        main.setAttribute("data-recipe", r.id);
-        showRecipe(recipeById(r.id) || r);
+        showChoices(r.top);
+        pickChoice(r.id);
       }).catch(function (err) { say(err.message); });
     });
     $$("button[data-export]").forEach(function (b) {
