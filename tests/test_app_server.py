@@ -147,6 +147,19 @@ def test_bad_uploads_get_one_message_and_a_4xx(built, bad, name, status, words):
     assert not [f for f in built[1].rglob("*") if f.is_file()]  # a refused upload leaves nothing behind
 
 
+@pytest.mark.parametrize("upload_id", ["d012345678abcdef", "0123456789abcdef"])
+def test_an_upload_id_is_never_taken_for_a_bundled_face(built, bad, monkeypatch, upload_id):
+    """Upload ids are 16 random hex digits; one in 16 starts with d, as bundled ids (d001) do."""
+    import complexface.app.sessions as sessions
+
+    monkeypatch.setattr(sessions.secrets, "token_hex", lambda n: upload_id)
+    alice = client(built[0])
+    found = upload(alice, bad / "two_faces.jpg").json()
+    assert [f["id"] for f in found["faces"]] == [f"{upload_id}-0", f"{upload_id}-1"]
+    assert decode(alice.get(f"/api/crop/{upload_id}-1")).shape[2] == 3
+    assert decode(alice.get("/api/crop/d001-0")).shape[2] == 3
+
+
 def test_two_faces_and_sessions_cannot_read_each_other(built, bad):
     app, temp = built
     alice, bob = client(app), client(app)

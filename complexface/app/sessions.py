@@ -25,7 +25,7 @@ from complexface.faces.pipeline import Face
 
 FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{32}")
-FACE_ID = re.compile(r"(d\d{3}|[0-9a-f]{16})-(\d{1,2})")
+FACE_ID = re.compile(r"(?:d(?P<demo>\d{3})|(?P<upload>[0-9a-f]{16}))-(?P<index>\d{1,2})")
 """A face: ``d001-0`` (bundled face 001.jpg) or ``<upload id>-<index>`` (0: the largest face of the upload)."""
 
 
@@ -154,8 +154,8 @@ class Sessions:
         found = FACE_ID.fullmatch(str(face_id)) if isinstance(face_id, str) else None
         if found is None:
             raise UploadError("no such face in this session", 404)
-        owner, index = found.group(1), int(found.group(2))
-        faces = (self.demo(f"{owner[1:]}.jpg") if owner.startswith("d") else self.upload(session_id, owner)).faces
+        index = int(found["index"])  # an upload id is 16 hex digits (it may start with d), a bundled one d + 3 digits
+        faces = (self.demo(f"{found['demo']}.jpg") if found["demo"] else self.upload(session_id, found["upload"])).faces
         if index >= len(faces):
             raise UploadError("no such face in this session", 404)
         return faces[index]
