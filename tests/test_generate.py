@@ -26,6 +26,8 @@ DEV2_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev2.yam
 DEV3_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev3.yaml"
 HELD_OUT_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases.yaml"
 """Written apart from the captions and the lookup (13 per recipe and language) and never tuned on: measured only."""
+CHECK_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_check.yaml"
+"""A second held-out set (10 per recipe and language), written after the tuning; never tuned on."""
 
 
 def load_paraphrases(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -81,15 +83,16 @@ def test_phrasings_map_to_the_right_recipe(retriever, prompt, recipe):
     assert all(r["confidence"] <= choice.confidence for r in choice.runner_ups)
 
 
-def test_held_out_paraphrase_accuracy(retriever):
-    """Measured 2026-11-30, top-1 (top-3): en 89.9% (97.2%), ja 85.3% (93.0%); the floor catches a regression, it
-    is not a target to tune to (the issue's is 90% in both)."""
-    paraphrases = load_paraphrases(HELD_OUT_PARAPHRASES)
+@pytest.mark.parametrize("path", [HELD_OUT_PARAPHRASES, CHECK_PARAPHRASES], ids=["held_out", "check"])
+def test_held_out_paraphrase_accuracy(retriever, path):
+    """Measured 2026-11-30, top-1 (top-3): held out en 89.9% (97.2%), ja 85.3% (93.0%); check en 92.7%, ja 86.8%.
+    The floor catches a regression, it is not a target to tune to (the issue's is 90% in both)."""
+    paraphrases = load_paraphrases(path)
     assert set(paraphrases) == set(retriever.recipes)
     assert all(min(len(texts["en"]), len(texts["ja"])) >= 10 for texts in paraphrases.values())
     accuracy = paraphrase_accuracy(retriever, paraphrases=paraphrases)
     top3 = paraphrase_accuracy(retriever, top=3, paraphrases=paraphrases)
-    print(f"held-out paraphrase accuracy: top-1 {accuracy}, top-3 {top3}")
+    print(f"{path.name} paraphrase accuracy: top-1 {accuracy}, top-3 {top3}")
     assert accuracy["en"] >= 0.85 and accuracy["ja"] >= 0.8 and min(top3.values()) >= 0.9
 
 
