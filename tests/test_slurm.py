@@ -150,6 +150,18 @@ def test_a_sharded_sweep_runs_as_array_tasks_resumes_a_cancelled_shard_and_merge
     assert "Runs merged" in (tmp_path / "merged" / "report.html").read_text()
 
 
+def processes_of(sweep: Path) -> set[str]:
+    """Pids of the submitit tasks running a job of ``sweep``."""
+    found = subprocess.run(["pgrep", "-f", f"submitit.core._submit {sweep}/"], capture_output=True, text=True)
+    return set(found.stdout.split())
+
+
+def ended_late(pids: set[str]) -> bool:
+    """Whether one of ``pids`` or a W&B service it started (``wandb-core --pid PID``) still runs."""
+    services = subprocess.run(["pgrep", "-af", "wandb-core"], capture_output=True, text=True).stdout
+    return any(Path(f"/proc/{pid}").exists() or f"--pid {pid}\n" in services + "\n" for pid in pids)
+
+
 def job_state(env: dict[str, str], job: str) -> dict[str, str]:
     fields = slurm(env, "scontrol", "show", "job", job).split()
     return dict(f.split("=", 1) for f in fields if "=" in f)
@@ -175,8 +187,13 @@ def test_ddp_training_under_slurm_requeued_mid_run_resumes_and_scores_like_one_p
         # (checkpoints are renamed into place whole, so an existing last.ckpt is a complete one)
         wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), 300, "the first epoch")
         (job,) = slurm(cluster, "squeue", "-h", "-o", "%i").split()
+        old = processes_of(sweep)
+        assert len(old) >= 2  # the two tasks
         slurm(cluster, "scontrol", "requeue", job)
         wait_for(lambda: job_state(cluster, job)["JobState"] == "PENDING", 60, "the requeued job to be pending")
+        # the sandbox's process tracking ends a killed step late: let the old tasks and their W&B service end (as a
+        # node's cleanup would) before the job starts again, or W&B refuses the run id as "in use"
+        wait_for(lambda: not ended_late(old), 180, "the preempted tasks to end", interval=0.5)
         slurm(cluster, "scontrol", "update", f"JobId={job}", "StartTime=now")  # skip Slurm's 2-minute requeue hold
         launcher.wait(timeout=600)
     finally:
