@@ -52,7 +52,9 @@ def cluster(tmp_path_factory) -> Iterator[dict[str, str]]:
             pytest.fail(f"CI is set but {reason}")
         pytest.skip(reason)
     state = tmp_path_factory.mktemp("slurm")
-    env = {**os.environ, **PORTS, "COMPLEXFACE_SLURM_DIR": str(state), "SLURM_CONF": str(state / "slurm.conf"),
+    # jobs inherit this env: not the W&B service of this test process (a requeued job would find its old run there)
+    inherited = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env = {**inherited, **PORTS, "COMPLEXFACE_SLURM_DIR": str(state), "SLURM_CONF": str(state / "slurm.conf"),
            "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     try:
         up = subprocess.run([str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=900)
@@ -191,8 +193,8 @@ def test_ddp_training_under_slurm_requeued_mid_run_resumes_and_scores_like_one_p
         assert len(old) >= 2  # the two tasks
         slurm(cluster, "scontrol", "requeue", job)
         wait_for(lambda: job_state(cluster, job)["JobState"] == "PENDING", 60, "the requeued job to be pending")
-        # the sandbox's process tracking ends a killed step late: let the old tasks and their W&B service end (as a
-        # node's cleanup would) before the job starts again, or W&B refuses the run id as "in use"
+        # the sandbox's process tracking ends a killed step late: let the old tasks (and their W&B service) end, as a
+        # node's cleanup would, before the job starts again on the same master port
         wait_for(lambda: not ended_late(old), 180, "the preempted tasks to end", interval=0.5)
         slurm(cluster, "scontrol", "update", f"JobId={job}", "StartTime=now")  # skip Slurm's 2-minute requeue hold
         launcher.wait(timeout=360)  # about 70 s here; a failed job must not hold CI for long
