@@ -112,6 +112,14 @@ TRAIN_RECIPES = ("anger_masking_smile", "felt_smile", "suppressed_sadness")
 
 
 @pytest.fixture(scope="session")
+def study_run_dir(tmp_path_factory) -> Path:
+    """The edit run the study tests build their studies from (``tests.study_helpers.edit_run``), made once."""
+    from tests.study_helpers import edit_run
+
+    return edit_run(tmp_path_factory.mktemp("study_edit_run"))
+
+
+@pytest.fixture(scope="session")
 def catalog_dataset(tmp_path_factory) -> Path:
     """A real catalog dataset: 8 faces x 3 recipes, edited by the warp editor (split by identity)."""
     import edit

@@ -1,4 +1,5 @@
-"""Shared by the study tests: one small real edit run per session, studies made from it, a rater's HTTP walk."""
+"""Shared by the study tests: the small real edit run they use (conftest's ``study_run_dir`` makes it once a session),
+studies made from it, a rater's HTTP walk."""
 
 from __future__ import annotations
 
@@ -13,21 +14,17 @@ FACES = ("001.jpg", "006.jpg", "014.jpg", "021.jpg", "047.jpg", "080.jpg")
 RECIPES = ("happiness_prototype", "anger_masking_smile", "surprise_prototype")
 FIELD = re.compile(r"<input type='hidden' name='(\w+)' value='([^']*)'>")
 STATE = re.compile(r"<main data-state='(\w+)'>")
-_CACHE: dict[str, Path] = {}
 
 
-def edit_run(tmp_path_factory) -> Path:
-    """A catalog edit run of three recipes on six bundled faces (four groups) with the real pipeline, measure=off;
-    made once per test session, whichever study test module asks first."""
-    if "run" not in _CACHE:
-        run_dir = tmp_path_factory.mktemp("study_edit_run")
-        cfg = compose_config("edit", [f"faceset.only=[{','.join(FACES)}]", "expression=catalog",
-                                      f"expression.only=[{','.join(RECIPES)}]", "measure=off", "logger=none",
-                                      "workers=1", "progress=false", "grid_thumb=48"])
-        summary = edit.edit(cfg, run_dir)
-        assert summary["failed"] == 0, summary
-        _CACHE["run"] = run_dir
-    return _CACHE["run"]
+def edit_run(run_dir: Path) -> Path:
+    """A catalog edit run of three recipes on six bundled faces (four groups) into ``run_dir``, with the real
+    pipeline, measure=off."""
+    cfg = compose_config("edit", [f"faceset.only=[{','.join(FACES)}]", "expression=catalog",
+                                  f"expression.only=[{','.join(RECIPES)}]", "measure=off", "logger=none",
+                                  "workers=1", "progress=false", "grid_thumb=48"])
+    summary = edit.edit(cfg, run_dir)
+    assert summary["failed"] == 0, summary
+    return run_dir
 
 
 def study_config(study_dir: Path, *overrides: str, action: str = "create", run_dir: Path | None = None):

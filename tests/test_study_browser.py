@@ -18,20 +18,15 @@ from complexface.study.store import Store
 from complexface.study.text import Texts
 from complexface.study.tokens import Keys, add_raters
 from tests.browser import chromium
-from tests.study_helpers import edit_run, make_study
+from tests.study_helpers import make_study
 
 SHOTS = os.environ.get("STUDY_SHOTS")
 
 
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory) -> Path:
-    return edit_run(tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
-def folder(run_dir, tmp_path_factory) -> StudyFolder:
+def folder(study_run_dir, tmp_path_factory) -> StudyFolder:
     path = tmp_path_factory.mktemp("browser") / "study"
-    make_study(run_dir, path, "study.questions.free_text=true")
+    make_study(study_run_dir, path, "study.questions.free_text=true")
     return StudyFolder(path)
 
 

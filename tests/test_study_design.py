@@ -19,24 +19,19 @@ from complexface.study.folder import StudyError, StudyFolder
 from complexface.study.sources import SOURCE, Candidate, read_runs
 from complexface.study.store import Store
 from complexface.study.tokens import add_raters
-from tests.study_helpers import FACES, RECIPES, edit_run, make_study, study_config
-
-
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory) -> Path:
-    return edit_run(tmp_path_factory)
+from tests.study_helpers import FACES, RECIPES, make_study, study_config
 
 
 @pytest.fixture(scope="module")
-def design(run_dir, tmp_path_factory) -> Design:
+def design(study_run_dir, tmp_path_factory) -> Design:
     folder = tmp_path_factory.mktemp("design") / "study"
-    summary = make_study(run_dir, folder)
+    summary = make_study(study_run_dir, folder)
     assert summary["conditions"] == 4 and summary["lists"] == 4 and summary["missing_cells"] == 0
     return Design.load(StudyFolder(folder))
 
 
-def test_run_candidates_carry_recipe_targets_face_and_group(run_dir):
-    candidates = read_runs(run_dir)
+def test_run_candidates_carry_recipe_targets_face_and_group(study_run_dir):
+    candidates = read_runs(study_run_dir)
     assert len(candidates) == len(FACES) * (len(RECIPES) + 1)  # every edit and each face's source
     masking = next(c for c in candidates if c.recipe == "anger_masking_smile")
     assert (masking.felt_target, masking.displayed_target, masking.intensity) == ("anger", "joy", 1.0)
@@ -105,9 +100,9 @@ def test_attention_positions_vary_over_raters(design):
     assert len(positions) > 5
 
 
-def test_links_balance_raters_over_lists_and_store_only_token_hashes(run_dir, tmp_path):
+def test_links_balance_raters_over_lists_and_store_only_token_hashes(study_run_dir, tmp_path):
     folder = StudyFolder(tmp_path / "study")
-    make_study(run_dir, folder.path)
+    make_study(study_run_dir, folder.path)
     design, store = Design.load(folder), Store(folder)
     links = add_raters(folder, 10, group="ja_students", language="ja")
     assert Counter(link.list for link in links) == {0: 3, 1: 3, 2: 2, 3: 2}
@@ -121,17 +116,18 @@ def test_links_balance_raters_over_lists_and_store_only_token_hashes(run_dir, tm
         assert by_id[link.rater]["list"] == link.list
 
 
-def test_selection_by_recipe_intensity_face_and_group(run_dir, tmp_path):
-    make_study(run_dir, tmp_path / "s", "study.stimuli.recipes=[anger_masking_smile]", "study.stimuli.baseline=false",
-               "study.stimuli.groups=[east_asian,black]", "study.practice.trials=0", "study.attention.trials=0")
+def test_selection_by_recipe_intensity_face_and_group(study_run_dir, tmp_path):
+    make_study(study_run_dir, tmp_path / "s", "study.stimuli.recipes=[anger_masking_smile]",
+               "study.stimuli.baseline=false", "study.stimuli.groups=[east_asian,black]", "study.practice.trials=0",
+               "study.attention.trials=0")
     design = Design.load(StudyFolder(tmp_path / "s"))
     assert {s["recipe"] for s in design.stimuli.values()} == {"anger_masking_smile"}
     assert {s["face_group"] for s in design.stimuli.values()} == {"east_asian", "black"}
     assert len(design.lists) == 1 and not design.practice and not design.attention_stimuli
     with pytest.raises(StudyError, match="study.stimuli.recipes: not in the run: nope; the run has anger_masking"):
-        make_study(run_dir, tmp_path / "t", "study.stimuli.recipes=[nope]")
+        make_study(study_run_dir, tmp_path / "t", "study.stimuli.recipes=[nope]")
     with pytest.raises(StudyError, match="study.stimuli.intensities: not in the run: 2.0"):
-        make_study(run_dir, tmp_path / "u", "study.stimuli.intensities=[2]")
+        make_study(study_run_dir, tmp_path / "u", "study.stimuli.intensities=[2]")
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -151,30 +147,30 @@ def test_bad_designs_are_refused_with_the_setting_named(tmp_path, override, mess
     assert not (tmp_path / "s" / "design.json").exists()
 
 
-def test_a_study_is_created_once_and_force_replaces_it_only_before_answers(run_dir, tmp_path):
+def test_a_study_is_created_once_and_force_replaces_it_only_before_answers(study_run_dir, tmp_path):
     folder = StudyFolder(tmp_path / "s")
-    make_study(run_dir, folder.path)
+    make_study(study_run_dir, folder.path)
     with pytest.raises(StudyError, match="already holds a study; use a new study.dir, or force=true"):
-        make_study(run_dir, folder.path)
+        make_study(study_run_dir, folder.path)
     add_raters(folder, 2)
-    make_study(run_dir, folder.path, "force=true", "study.seed=1")
+    make_study(study_run_dir, folder.path, "force=true", "study.seed=1")
     assert Design.load(folder).seed == 1 and Store(folder).raters() == []  # the old orders are gone
     with Store(folder).transaction() as conn:
         Store.add_rater(conn, "r1", "h", 0, [{"kind": "trial", "stimulus": "x"}], "en")
         conn.execute("INSERT INTO answers (rater, trial, answered_at) VALUES ('r1', 0, 'now')")
     with pytest.raises(StudyError, match="with 1 answers; use a new study.dir"):
-        make_study(run_dir, folder.path, "force=true")
+        make_study(study_run_dir, folder.path, "force=true")
 
 
-def test_study_from_generated_image_runs(run_dir, tmp_path):
+def test_study_from_generated_image_runs(study_run_dir, tmp_path):
     """A multirun folder of generate.py runs: the recipe generator's edit and source, and sd_lora's new faces."""
     root = tmp_path / "multirun"
     for i, face in enumerate(("001", "047")):
         out = root / str(i)
         out.mkdir(parents=True)
-        shutil.copy(run_dir / f"crops/{face}/source.png", out / "source.png")
-        shutil.copy(run_dir / f"crops/{face}/AU4+AU12+AU17_2+3+1.png", out / "edit.png")
-        shutil.copy(run_dir / f"photos/{face}/AU4+AU12+AU17_2+3+1.jpg", out / "photo.jpg")
+        shutil.copy(study_run_dir / f"crops/{face}/source.png", out / "source.png")
+        shutil.copy(study_run_dir / f"crops/{face}/AU4+AU12+AU17_2+3+1.png", out / "edit.png")
+        shutil.copy(study_run_dir / f"photos/{face}/AU4+AU12+AU17_2+3+1.jpg", out / "photo.jpg")
         demo = Path(study.__file__).parent / "complexface/assets/demo_faces" / f"{face}.jpg"
         (out / "choice.json").write_text(json.dumps({
             "prompt": "smiling but angry", "recipe_id": "anger_masking_smile", "felt": "anger", "displayed": "joy",
@@ -183,7 +179,7 @@ def test_study_from_generated_image_runs(run_dir, tmp_path):
                         "photo": f"/elsewhere/{i}/photo.jpg"}}))
     sd = root / "2"
     (sd / "images").mkdir(parents=True)
-    shutil.copy(run_dir / "crops/006/source.png", sd / "images/00_seed0.png")
+    shutil.copy(study_run_dir / "crops/006/source.png", sd / "images/00_seed0.png")
     (sd / "choice.json").write_text(json.dumps({"generator": "sd_lora", "lora_scale": 1.0, "images": [
         {"prompt": "a polite smile", "recipe_id": "polite_smile", "seed": 0, "file": "/gone/images/00_seed0.png"}]}))
     candidates = {(c.face, c.recipe): c for c in read_runs(root)}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -18,21 +17,16 @@ from complexface.study.folder import StudyFolder
 from complexface.study.server import ServerSettings, create_app
 from complexface.study.store import Store
 from complexface.study.tokens import Keys, add_raters, token_hash
-from tests.study_helpers import edit_run, fields, make_study, state
+from tests.study_helpers import fields, make_study, state
 
 HEADERS = {"content-security-policy": "frame-ancestors 'none'", "referrer-policy": "no-referrer",
            "x-content-type-options": "nosniff", "cache-control": "no-store"}
 
 
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory) -> Path:
-    return edit_run(tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
-def folder(run_dir, tmp_path_factory) -> StudyFolder:
+def folder(study_run_dir, tmp_path_factory) -> StudyFolder:
     path = tmp_path_factory.mktemp("server") / "study"
-    make_study(run_dir, path, "study.questions.free_text=true", "study.questions.free_text_max=40",
+    make_study(study_run_dir, path, "study.questions.free_text=true", "study.questions.free_text_max=40",
                "study.completion.redirect='https://app.prolific.com/submissions/complete?cc={code}'")
     return StudyFolder(path)
 
@@ -215,9 +209,9 @@ def test_path_traversal_finds_nothing(client, folder, path):
     assert response.status_code == 404 and secret not in response.text and "recipe" not in response.text
 
 
-def test_a_design_pointing_outside_the_stimuli_is_not_served(run_dir, tmp_path):
+def test_a_design_pointing_outside_the_stimuli_is_not_served(study_run_dir, tmp_path):
     folder = StudyFolder(tmp_path / "study")
-    make_study(run_dir, folder.path, "study.practice.trials=1")
+    make_study(study_run_dir, folder.path, "study.practice.trials=1")
     raw = json.loads(folder.design.read_text())
     practice = raw["practice"][0]
     raw["stimuli"][practice]["file"] = "stimuli/../secret.key"
@@ -272,9 +266,9 @@ def test_out_of_design_answers_are_refused(client, folder):
     assert walk.post(displayed=entry["expected"]).status_code == 303
 
 
-def test_formula_injection_is_neutralised_in_exports_and_text_escaped(run_dir, tmp_path):
+def test_formula_injection_is_neutralised_in_exports_and_text_escaped(study_run_dir, tmp_path):
     folder = StudyFolder(tmp_path / "study")
-    make_study(run_dir, folder.path, "study.questions.free_text=true")
+    make_study(study_run_dir, folder.path, "study.questions.free_text=true")
     client = TestClient(create_app(folder.path), follow_redirects=False)
     walk = Walk(client, folder)
     walk.begin()
@@ -335,9 +329,9 @@ def test_the_platform_entry_link_enrols_once_and_resumes(client, folder):
     assert "<html lang='ja'>" in client.get(f"/{ja[3:]}").text
 
 
-def test_mturk_completion_posts_back_to_mturk_only(run_dir, tmp_path):
+def test_mturk_completion_posts_back_to_mturk_only(study_run_dir, tmp_path):
     folder = StudyFolder(tmp_path / "study")
-    make_study(run_dir, folder.path, "study.practice.trials=0", "study.attention.trials=0",
+    make_study(study_run_dir, folder.path, "study.practice.trials=0", "study.attention.trials=0",
                "study.practice.faces=0", "study.completion.code=C0DE42")
     client = TestClient(create_app(folder.path), follow_redirects=False)
     keys = Keys(folder.secret())

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,15 +27,10 @@ from complexface.study.store import Store
 from complexface.study.tokens import Keys, add_raters
 from complexface.web import wait_until_serving
 from tests.conftest import ROOT
-from tests.study_helpers import edit_run, fields, make_study, state, study_config
+from tests.study_helpers import fields, make_study, state, study_config
 
 PLANTED_DISPLAYED = {"happiness_prototype": 0.9, "anger_masking_smile": 0.3, "surprise_prototype": 0.6, "source": 0.8}
 PLANTED_FELT = {"happiness_prototype": 0.8, "anger_masking_smile": 0.2, "surprise_prototype": 0.5, "source": 0.5}
-
-
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory) -> Path:
-    return edit_run(tmp_path_factory)
 
 
 def free_port() -> int:
@@ -45,9 +39,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_fifty_concurrent_raters_lose_no_answer_and_duplicate_none(run_dir, tmp_path):
+def test_fifty_concurrent_raters_lose_no_answer_and_duplicate_none(study_run_dir, tmp_path):
     folder = StudyFolder(tmp_path / "study")
-    make_study(run_dir, folder.path)
+    make_study(study_run_dir, folder.path)
     raters = SimulatedRaters(seed=1, concurrency=50, double_submit=0.3, groups=["a", "b"])
     result = raters.run(folder.path, 50)
     assert result["errors"] == [] and result["completed"] == 50 and result["replays"] > 50
@@ -71,11 +65,11 @@ def test_fifty_concurrent_raters_lose_no_answer_and_duplicate_none(run_dir, tmp_
     assert max(counts.values()) - min(counts.values()) <= 1  # lists stay balanced
 
 
-def test_a_simulation_is_reproducible(run_dir, tmp_path):
+def test_a_simulation_is_reproducible(study_run_dir, tmp_path):
     exports = []
     for name in ("a", "b"):
         folder = StudyFolder(tmp_path / name)
-        make_study(run_dir, folder.path)
+        make_study(study_run_dir, folder.path)
         assert SimulatedRaters(seed=7, concurrency=4, groups=["x", "y"]).run(folder.path, 6)["errors"] == []
         study.run(study_config(folder.path, action="export"))
         with open(folder.export / "answers.csv", newline="", encoding="utf-8") as handle:
@@ -91,9 +85,9 @@ def wilson(hits: int, n: int, z: float = 3.29) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def simulated(run_dir, tmp_path_factory) -> tuple[StudyFolder, dict]:
+def simulated(study_run_dir, tmp_path_factory) -> tuple[StudyFolder, dict]:
     folder = StudyFolder(tmp_path_factory.mktemp("simulated") / "study")
-    make_study(run_dir, folder.path)
+    make_study(study_run_dir, folder.path)
     cfg = study_config(folder.path, "raters=80", "simulate.concurrency=20",
                        *(f"+simulate.displayed.{k}={v}" for k, v in PLANTED_DISPLAYED.items()),
                        *(f"+simulate.felt.{k}={v}" for k, v in PLANTED_FELT.items()), action="simulate")
@@ -157,9 +151,9 @@ def _serve(folder: StudyFolder, port: int) -> subprocess.Popen:
     return process
 
 
-def test_a_server_killed_mid_study_loses_no_stored_answer_and_raters_resume(run_dir, tmp_path):
+def test_a_server_killed_mid_study_loses_no_stored_answer_and_raters_resume(study_run_dir, tmp_path):
     folder = StudyFolder(tmp_path / "study")
-    make_study(run_dir, folder.path)
+    make_study(study_run_dir, folder.path)
     design = Design.load(folder)
     links = add_raters(folder, 6)
     port = free_port()
@@ -231,9 +225,9 @@ def test_a_server_killed_mid_study_loses_no_stored_answer_and_raters_resume(run_
     assert {(a["rater"], a["trial"]) for a in Store(folder).answers()} == set(stored)
 
 
-def test_the_command_line_makes_links_and_reports_mistakes(run_dir, tmp_path):
+def test_the_command_line_makes_links_and_reports_mistakes(study_run_dir, tmp_path):
     folder = tmp_path / "study"
-    make_study(run_dir, folder)
+    make_study(study_run_dir, folder)
     out = subprocess.run([sys.executable, str(ROOT / "study.py"), "action=links", f"study.dir={folder}", "n=3",
                           "group=pilot", "server.public_url=https://study.example.org"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
