@@ -352,7 +352,9 @@ def _au4(c: _Canvas, g: Geometry) -> None:
     the inner brows, and the brow-lid skin folding down over the upper lid under the overhanging brow (its shadow
     on the lid, the fold's roll lit above it)."""
     mid, root = g.uv[168]
-    c.bump((mid, root - 0.22), (0.05, 0.09), 0.35, cavity=0.4)
+    # the bunched skin sits between the brow heads, clear of the nose root: a bulge's shading there reads to the
+    # measurer's optical flow as the nasion sliding down (a shortened nose that the warp does not make)
+    c.bump((mid, root - 0.26), (0.05, 0.07), 0.3, cavity=0.4)
     for side, brow, lid in zip(SIDES, BROW, UPPER_LID):
         c.curve([(mid + side * 0.055, root - 0.07), (mid + side * 0.062, root - 0.2),
                  (mid + side * 0.085, root - 0.37)], 0.025, -0.32, other_width=0.036, toward=(side, 0.0),
