@@ -183,11 +183,15 @@ def au26(g: Geometry) -> np.ndarray:
 def smile_opening(g: Geometry) -> np.ndarray:
     """AU12 with the lips apart (AU25): the zygomatic pull lifts the lateral upper lip with the corners, so the
     opening takes a smile's crescent and shows the upper teeth (spontaneous smiles raise the upper lip by 28%
-    of its resting height: Tarantili, Halazonetis & Spyropoulos 2005). Upper lip only."""
+    of its resting height: Tarantili, Halazonetis & Spyropoulos 2005); its middle rises less. The middle of the lower
+    lip drops a little more than its sides (design values), so the lower edge of the opening curves like a smile's
+    and the upper teeth show between the lips instead of through a flat slit."""
     field = g.zeros()
     for side, lateral in g.sides(((81, 80), (311, 310))):
         field += g.bump(g.at(lateral), (0.01, -0.05), side, inward=0.3, outward=0.28, up=0.22, down=0.15)
-    return field * g.upper_gate()
+    field += g.bump(g.at(UPPER_LIP_MID), (0, -0.025), inward=0.25, outward=0.25, up=0.25, down=0.2)
+    lower = g.bump(g.at(LOWER_LIP_MID), (0, 0.04), inward=0.22, outward=0.22, up=0.3, down=0.4)
+    return field * g.upper_gate() + lower * g.lower_gate()
 
 
 def oblique_brows(g: Geometry) -> np.ndarray:
