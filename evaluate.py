@@ -15,8 +15,7 @@ from complexface.errors import exit_on_user_error
 from complexface.evaluation import measure_folder, measure_records, metrics_table, write_csv, write_evaluation
 from complexface.faces import FaceSet, FaceSetError
 from complexface.report.html import Section
-from complexface.runs import MANIFEST
-from complexface.shards import find_runs, merged_records, shard_problems, shard_table
+from complexface.shards import MultirunError, find_runs, merged_records, shard_problems, shard_table
 
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Path]:
@@ -29,10 +28,13 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Path]:
         raise FaceSetError("evaluate.py needs measure=on (or measure=arcface)")
     measurer = instantiate(cfg.measure.measurer)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not (source / MANIFEST).exists() and not any(source.rglob(MANIFEST)):
+    try:
+        runs = find_runs(source)
+    except MultirunError:
+        runs = []
+    if not any(r.manifest.path.exists() for r in runs):  # no manifest below: a folder of photos
         table = measure_folder(list(FaceSet(source)), measurer, progress=cfg.progress)
         return {"measures": write_csv(table, out_dir / "measures.csv")}
-    runs = find_runs(source)
     problems = shard_problems(runs)
     for problem in problems:
         warnings.warn(problem, stacklevel=2)

@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from complexface.atomic import write_text
+from complexface.atomic import remove_stale_temps, write_text
 from complexface.errors import exit_on_user_error
 
 WANDB_ID = "wandb_run_id.txt"
@@ -50,8 +50,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             if hasattr(logger, "experiment") and hasattr(logger.experiment, "id"):
                 write_text(run_dir / WANDB_ID, logger.experiment.id)
     last = run_dir / "checkpoints" / "last.ckpt"
-    for stale in last.parent.glob(".*.tmp"):  # a save cut short by a kill (checkpoints are written atomically)
-        stale.unlink(missing_ok=True)
+    remove_stale_temps(last.parent)  # a save cut short by a kill (checkpoints are written atomically)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if cfg.resume and last.exists() else None)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -6,6 +6,7 @@ a Hydra multirun dir holds one such run dir per job. Merging reads them without 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class ShardRun:
 def find_runs(multirun_dir: str | Path) -> list[ShardRun]:
     """The edit runs below ``multirun_dir`` (each a dir with ``run.json`` or a manifest), in shard order."""
     root = Path(multirun_dir)
-    dirs = sorted({p.parent for name in (RUN_INFO, MANIFEST) for p in root.rglob(name)})
+    dirs = sorted(Path(d) for d, _, files in os.walk(root) if RUN_INFO in files or MANIFEST in files)
     runs = [ShardRun(d, RunInfo.load(d), Manifest(d)) for d in dirs]
     if not runs:
         raise MultirunError(f"no edit runs in {root}: give an edit.py run dir or multirun dir")

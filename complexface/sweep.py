@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from complexface.atomic import remove_stale_temps
 from complexface.au import AUEdit, AUError, parse_edit
 from complexface.editors.base import Editor
 from complexface.expressions import Recipe, load_catalog, select_recipes
@@ -217,8 +218,7 @@ def _work(entry: FaceEntry, done: frozenset[tuple[str, str]]) -> list[Record]:
 def run_sweep(job: SweepJob, entries: Sequence[FaceEntry], workers: int = 1, progress: bool = True) -> Manifest:
     """Run (or resume) the sweep into ``job.run_dir``; returns the manifest with every record."""
     job.run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in job.run_dir.rglob(".*.tmp"):  # half-written files of a killed run
-        stale.unlink(missing_ok=True)
+    remove_stale_temps(job.run_dir, recursive=True)  # half-written files of a killed run
     manifest = Manifest(job.run_dir)
     todo = [e for e in entries if not _face_done(manifest, e, job.plan)]
     per_face = len(job.plan.edits)

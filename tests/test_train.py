@@ -373,6 +373,31 @@ def test_a_checkpoint_save_cut_short_leaves_the_previous_one_whole(tmp_path):
     assert isinstance(instantiate(cfg.trainer, _convert_="all").strategy.checkpoint_io, AtomicCheckpointIO)
 
 
+def test_only_the_temp_files_of_killed_atomic_writes_are_removed(tmp_path):
+    from complexface.atomic import is_temp, remove_stale_temps, write_text
+
+    killed = ("import os, sys\nfrom complexface.atomic import atomic_write\n"
+              "with atomic_write(sys.argv[1]) as handle:\n"
+              "    handle.write(b'half')\n    handle.flush()\n    os._exit(9)")
+    checkpoints, crops = tmp_path / "checkpoints", tmp_path / "crops" / "001"
+    for target in (checkpoints / "last.ckpt", crops / "a.png"):  # killed mid-write, as a preempted job is
+        assert subprocess.run([sys.executable, "-c", killed, str(target)], cwd=ROOT).returncode == 9
+    (ckpt_temp,), (crop_temp,) = list(checkpoints.iterdir()), list(crops.iterdir())
+    kept = {write_text(folder / name, "whole") for folder in (checkpoints, crops)
+            for name in ("last.ckpt", ".hidden", "notes.tmp", ".tmp", ".x.tmp.txt")}
+    (checkpoints / ".dir.tmp").mkdir()  # a folder is never a temp file
+    assert is_temp(ckpt_temp) and is_temp(crop_temp) and not any(is_temp(path) for path in kept)
+
+    def files() -> set[Path]:
+        return {path for path in tmp_path.rglob("*") if path.is_file()}
+
+    assert remove_stale_temps(checkpoints) == [ckpt_temp]  # train.py: the checkpoint folder only
+    assert files() == kept | {crop_temp}
+    assert remove_stale_temps(tmp_path, recursive=True) == [crop_temp]  # sweep: the whole run dir
+    assert files() == kept and (checkpoints / ".dir.tmp").is_dir()
+    assert remove_stale_temps(tmp_path / "absent") == []
+
+
 def test_a_run_stopped_by_sigterm_ends_as_stopped_even_when_lightnings_handler_fails():
     import signal
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
-from complexface.atomic import atomic_write, write_text
+from complexface.atomic import atomic_write, is_temp, write_text
 from complexface.au import EDITABLE, AUEdit
 from complexface.expressions import LANGUAGES, CatalogError, Recipe, load_catalog
 from complexface.runs import OK, Manifest, Record
@@ -273,8 +273,7 @@ class ImageFolderBuilder:
                 continue
             for path in sorted(folder.iterdir()):
                 name = f"{split}/{path.name}"
-                ours = "__" in path.name or path.name == "metadata.jsonl" or (
-                    path.name.startswith(".") and path.name.endswith(".tmp"))
+                ours = "__" in path.name or path.name == "metadata.jsonl" or is_temp(path)
                 if path.is_file() and ours and name not in written:
                     path.unlink()
                     removed.append(name)

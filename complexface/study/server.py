@@ -28,8 +28,8 @@ import re
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -300,15 +300,26 @@ def create_app(study_dir: str | Path, settings: ServerSettings | None = None):
         return html(pages.done(texts, root, code, redirect, str(design.completion.get("platform") or ""), mturk),
                     csp=csp)
 
-    @app.post("/r/{token}/consent")
-    async def consent(request: Request, token: str):
+    @asynccontextmanager
+    async def rater_post(request: Request,
+                         token: str) -> AsyncIterator[tuple[sqlite3.Connection, dict, int, dict[str, str]]]:
+        """A rater's POST: a connection, the rater, how many trials they have answered and the form (read only for a
+        well-formed token; 404 for an unknown one)."""
         if not valid_token(token):
             raise Refused(404)
         form = await read_form(request)
         with store.connect() as conn:
-            rater, _ = find(conn, token)
-            if not keys.check_form(token, "consent", form.get("csrf")):
-                raise Refused(403)
+            yield conn, *find(conn, token), form
+
+    def check_step(token: str, step: str, form: Mapping[str, str]) -> None:
+        """403 for a form whose anti-forgery field is not of this token and step."""
+        if not keys.check_form(token, step, form.get("csrf")):
+            raise Refused(403)
+
+    @app.post("/r/{token}/consent")
+    async def consent(request: Request, token: str):
+        async with rater_post(request, token) as (conn, rater, _, form):
+            check_step(token, "consent", form)
             texts = study.texts[rater["language"]]
             if form.get("choice") == "decline":
                 store.mark(conn, rater["id"], "declined_at")
@@ -321,13 +332,8 @@ def create_app(study_dir: str | Path, settings: ServerSettings | None = None):
 
     @app.post("/r/{token}/start")
     async def start(request: Request, token: str):
-        if not valid_token(token):
-            raise Refused(404)
-        form = await read_form(request)
-        with store.connect() as conn:
-            rater, _ = find(conn, token)
-            if not keys.check_form(token, "start", form.get("csrf")):
-                raise Refused(403)
+        async with rater_post(request, token) as (conn, rater, _, form):
+            check_step(token, "start", form)
             if not rater["consented_at"]:
                 raise Refused(409)
             store.mark(conn, rater["id"], "started_at")
@@ -335,17 +341,12 @@ def create_app(study_dir: str | Path, settings: ServerSettings | None = None):
 
     @app.post("/r/{token}/answer")
     async def answer(request: Request, token: str):
-        if not valid_token(token):
-            raise Refused(404)
-        form = await read_form(request)
-        with store.connect() as conn:
-            rater, answered = find(conn, token)
+        async with rater_post(request, token) as (conn, rater, answered, form):
             position = form.get("trial", "")
             if not position.isdigit() or len(position) > 6:
                 raise Refused(422)
             trial = int(position)
-            if not keys.check_form(token, f"answer:{trial}", form.get("csrf")):
-                raise Refused(403)
+            check_step(token, f"answer:{trial}", form)
             seq = study.sequence(rater)
             if trial >= len(seq):
                 raise Refused(422)
