@@ -21,7 +21,7 @@ for _var, _sub in (("WANDB_DIR", "runs"), ("WANDB_DATA_DIR", "data"), ("WANDB_CA
 # Hugging Face libraries: no hub, caches in the same temporary directory.
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(_WANDB_HOME / "hf"))
 
-from complexface.faces import Face, FacePipeline, demo_faceset  # noqa: E402
+from complexface.faces import AlignedFace, Face, FacePipeline, demo_faceset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +37,12 @@ def compose_config(name: str, overrides: list[str], return_hydra_config: bool = 
 @pytest.fixture(scope="session")
 def pipeline() -> FacePipeline:
     return FacePipeline()
+
+
+@pytest.fixture(scope="session")
+def aligned_faces(pipeline: FacePipeline) -> dict[str, AlignedFace]:
+    """Every bundled portrait, detected and aligned once, by face id."""
+    return {e.face_id: pipeline(e.path)[0].aligned for e in demo_faceset()}
 
 
 @pytest.fixture(scope="session")

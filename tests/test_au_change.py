@@ -7,8 +7,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from complexface.au import EDITABLE
-from complexface.measure import COUPLED, UNITS, au_mse, change, leakage_aus, load_template
-from complexface.measure.au_change import (
+from complexface.facs_motion import (
     BILATERAL,
     INNER_BROW,
     INNER_LIPS,
@@ -22,6 +21,7 @@ from complexface.measure.au_change import (
     UNIT_AU4_DOWN,
     UPPER_LID,
 )
+from complexface.measure import COUPLED, UNITS, au_mse, change, leakage_aus, load_template
 
 TEMPLATE = load_template().points.astype(np.float64)
 U12 = UNITS["AU12"]

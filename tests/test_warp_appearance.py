@@ -6,8 +6,6 @@ the two renders is the appearance alone, moved by the warp.
 
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
 import pytest
@@ -16,16 +14,17 @@ from complexface.au import AUEdit
 from complexface.editors.warp import FaceFrame, WarpEditor
 from complexface.editors.warp.appearance import DESIGNS, HIGHLIGHT, SHADOW, TRIM
 from complexface.editors.warp.geometry import CHEEK, LOWER_LID, NOSE_WING
-from complexface.faces import AlignedFace, FacePipeline, demo_faceset
+from complexface.faces import AlignedFace
 from complexface.faces.align import face_mask
+from tests.warp_helpers import edit, luma
 
 FACES = ("001", "047", "080", "100", "059")
 """Neutral faces of different groups, plus a turned head (059)."""
 
 
 @pytest.fixture(scope="module")
-def faces(pipeline: FacePipeline) -> dict[str, AlignedFace]:
-    return {e.face_id: pipeline(e.path)[0].aligned for e in demo_faceset(only=list(FACES))}
+def faces(aligned_faces: dict[str, AlignedFace]) -> dict[str, AlignedFace]:
+    return {k: aligned_faces[k] for k in list(FACES)}
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +35,6 @@ def editor() -> WarpEditor:
 @pytest.fixture(scope="module")
 def geometry_only() -> WarpEditor:
     return WarpEditor(cache_faces=8, appearance=False)
-
-
-def edit(**values: float) -> AUEdit:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return AUEdit(values)
-
-
-def luma(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(float)
 
 
 def ratio(editor: WarpEditor, geometry_only: WarpEditor, face: AlignedFace, au_edit: AUEdit) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from complexface.au import EDITABLE, AUEdit
 from complexface.editors.warp import WarpEditor
 from complexface.editors.warp.geometry import MENTON, Geometry
-from complexface.faces import AlignedFace, FacePipeline, demo_faceset
+from complexface.faces import AlignedFace
 from complexface.faces.tracking import LandmarkTracker
 from complexface.measure.au_change import change
 from complexface.measure.metrics import motion_error
@@ -21,8 +21,8 @@ crops show 0.29-0.32 (039 reaches 0.79 of the motion, 047 and 050 all of it)."""
 
 
 @pytest.fixture(scope="module")
-def faces(pipeline: FacePipeline) -> dict[str, AlignedFace]:
-    return {e.face_id: pipeline(e.path)[0].aligned for e in demo_faceset()}
+def faces(aligned_faces: dict[str, AlignedFace]) -> dict[str, AlignedFace]:
+    return aligned_faces
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ away from the midline), in crop pixels at 512.
 
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
 import pytest
@@ -16,9 +14,10 @@ from complexface.au import EDITABLE, AUEdit
 from complexface.editors.displacement import cell_jacobian
 from complexface.editors.warp import WarpEditor
 from complexface.editors.warp.geometry import BROW_LOWER, LOWER_LID, UPPER_LID, FaceFrame
-from complexface.faces import AlignedFace, FacePipeline, LandmarkDetector, demo_faceset
+from complexface.faces import AlignedFace, LandmarkDetector
 from complexface.faces.align import face_mask
 from complexface.faces.landmarks import LOWER_INNER_LIP, UPPER_INNER_LIP
+from tests.warp_helpers import edit
 
 FACES = ("001", "047", "080", "100", "059")
 """Neutral closed-mouth faces of different groups, plus a turned head (059)."""
@@ -71,8 +70,8 @@ UNRELATED = {
 
 
 @pytest.fixture(scope="module")
-def faces(pipeline: FacePipeline) -> dict[str, AlignedFace]:
-    return {e.face_id: pipeline(e.path)[0].aligned for e in demo_faceset(only=[*FACES, OPEN_MOUTH])}
+def faces(aligned_faces: dict[str, AlignedFace]) -> dict[str, AlignedFace]:
+    return {k: aligned_faces[k] for k in [*FACES, OPEN_MOUTH]}
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +89,6 @@ def axes(face: AlignedFace, side: int) -> dict[str, np.ndarray]:
 def along(motion: np.ndarray, face: AlignedFace, groups: tuple, axis: str) -> list[float]:
     """Mean motion of each half's landmark group along ``axis``, in pixels."""
     return [float(motion[list(ids)].mean(axis=0) @ axes(face, side)[axis]) for side, ids in enumerate(groups) if ids]
-
-
-def edit(**values: float) -> AUEdit:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return AUEdit(values)
 
 
 # ---------------------------------------------------------------- the AU motions

@@ -3,17 +3,15 @@ teeth in wide openings, the person's own teeth kept, colours in the face's light
 
 from __future__ import annotations
 
-import warnings
-
-import cv2
 import numpy as np
 import pytest
 from scipy.signal import find_peaks
 
 from complexface.au import AUEdit
 from complexface.editors.warp import WarpEditor, mouth
-from complexface.faces import AlignedFace, FacePipeline, demo_faceset
+from complexface.faces import AlignedFace
 from complexface.faces.landmarks import LOWER_INNER_LIP, UPPER_INNER_LIP
+from tests.warp_helpers import edit, luma
 
 CLOSED = ("001", "047", "080", "100", "059")
 """Neutral closed-mouth faces of different groups, plus a turned head (059)."""
@@ -22,23 +20,13 @@ OPEN_MOUTH = "014"
 
 
 @pytest.fixture(scope="module")
-def faces(pipeline: FacePipeline) -> dict[str, AlignedFace]:
-    return {e.face_id: pipeline(e.path)[0].aligned for e in demo_faceset(only=[*CLOSED, OPEN_MOUTH])}
+def faces(aligned_faces: dict[str, AlignedFace]) -> dict[str, AlignedFace]:
+    return {k: aligned_faces[k] for k in [*CLOSED, OPEN_MOUTH]}
 
 
 @pytest.fixture(scope="module")
 def editor() -> WarpEditor:
     return WarpEditor(cache_faces=8)
-
-
-def edit(**values: float) -> AUEdit:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return AUEdit(values)
-
-
-def luma(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(float)
 
 
 def opening(face: AlignedFace, editor: WarpEditor, au_edit: AUEdit, reach: float = 0.6):

@@ -3,8 +3,6 @@ eyeball (the iris is never stretched; an opening lid shows sclera, not stretched
 
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
 import pytest
@@ -14,9 +12,10 @@ from complexface.editors.warp import WarpEditor
 from complexface.editors.warp.eyes import BAND, SOFT
 from complexface.editors.warp.geometry import UPPER_LID, FaceFrame
 from complexface.editors.warp.glasses import Glasses
-from complexface.faces import AlignedFace, FacePipeline, demo_faceset
+from complexface.faces import AlignedFace
 from complexface.faces.align import face_mask
 from complexface.faces.landmarks import IRIS_CENTERS
+from tests.warp_helpers import edit, luma
 
 WEARS_GLASSES = ("050", "062", "067")
 """The bundled faces with glasses: thick dark rectangular, thin metal half-rim, thick blue round."""
@@ -27,15 +26,9 @@ CLEAR = BAND + SOFT + 4
 lashes reach up to 4 px below them; a band under the old margin is drawn anew)."""
 
 
-def edit(**values: float) -> AUEdit:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return AUEdit(values)
-
-
 @pytest.fixture(scope="module")
-def faces(pipeline: FacePipeline) -> dict[str, AlignedFace]:
-    return {e.face_id: pipeline(e.path)[0].aligned for e in demo_faceset()}
+def faces(aligned_faces: dict[str, AlignedFace]) -> dict[str, AlignedFace]:
+    return aligned_faces
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +70,8 @@ def bar_line(image: np.ndarray, face: AlignedFace, side: int, v: float) -> tuple
     upper and lower edge, each where the colour crosses halfway from the bar's to the skin's on that side
     (anti-aliasing puts the crossing between pixels)."""
     frame = FaceFrame.of(face.landmarks)
-    a, b = sorted((frame.to_xy(np.array([side * (INNER + 0.08), v])), frame.to_xy(np.array([side * (OUTER - 0.08), v]))),
-                  key=lambda p: p[0])
+    ends = (frame.to_xy(np.array([side * (INNER + 0.08), v])), frame.to_xy(np.array([side * (OUTER - 0.08), v])))
+    a, b = sorted(ends, key=lambda p: p[0])
     xs = np.arange(int(a[0]), int(b[0]) + 1)
     ys = []
     for x in xs:
@@ -161,10 +154,6 @@ def lid_at(xy: np.ndarray, side: int, x: np.ndarray) -> np.ndarray:
     pts = xy[list(UPPER_LID[side])]
     order = np.argsort(pts[:, 0])
     return np.interp(x, pts[order, 0], pts[order, 1])
-
-
-def luma(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(float)
 
 
 def test_the_iris_keeps_its_shape_when_the_lid_opens(faces, editor):

@@ -1,6 +1,7 @@
 """Measuring edits: landmark AU estimates, pose-free face geometry, background RMSE, identity distance."""
 
-from complexface.measure.au_change import COUPLED, UNITS, au_errors, au_mse, change, leakage_aus, motion
+from complexface.facs_motion import UNITS
+from complexface.measure.au_change import COUPLED, au_errors, au_mse, change, leakage_aus, motion
 from complexface.measure.au_estimate import estimate, quantities
 from complexface.measure.geometry import (
     background_rmse,

@@ -30,24 +30,7 @@ import numpy as np
 
 from complexface.au import EDITABLE, SIDES, parse_edit
 from complexface.faces.landmarks import IRIS_CENTERS
-from complexface.facs_motion import (  # noqa: F401  (re-exported: the axes' landmark sets)
-    BILATERAL,
-    HALVES,
-    INNER_BROW,
-    INNER_LIPS,
-    LIP_CORNER,
-    LOWER_LID_AND_CHEEK,
-    LOWER_LIP_BOTTOM,
-    MENTON,
-    NOSE_WING,
-    OUTER_BROW,
-    SIDED,
-    UNIT_AU4_DOWN,
-    UNITS,
-    UPPER_LID,
-    readings,
-    requested_sides,
-)
+from complexface.facs_motion import SIDED, readings, requested_sides
 from complexface.measure.geometry import PointsLike, as_points, rigid_fit, squeeze, weighted_similarity
 
 STABLE = (168, 6, 197, 195, 133, 362, 33, 263, 127, 356, 162, 389, 21, 251, 234, 454)

@@ -18,7 +18,8 @@ from complexface.faces.align import face_mask
 from complexface.faces.image_io import content_key
 from complexface.faces.landmarks import LandmarkDetector, Landmarks
 from complexface.faces.tracking import LandmarkTracker
-from complexface.measure.au_change import SIDED, changes, leakage_aus
+from complexface.facs_motion import SIDED
+from complexface.measure.au_change import changes, leakage_aus
 from complexface.measure.au_estimate import estimate
 from complexface.measure.geometry import background_rmse, head_pose, pose_change, shape_change, shape_measures
 from complexface.measure.identity import ArcFaceIdentity, DlibIdentity
