@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ DEV_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev.yaml"
 DEV2_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev2.yaml"
 DEV3_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev3.yaml"
 DEV4_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev4.yaml"
+DEV5_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev5.yaml"
 HELD_OUT_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases.yaml"
 """Written apart from the captions and the lookup (13 per recipe and language) and never tuned on: measured only."""
 CHECK_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_check2.yaml"
@@ -38,12 +40,17 @@ def load_paraphrases(path: Path) -> dict[str, dict[str, list[str]]]:
 PARAPHRASES = load_paraphrases(DEV_PARAPHRASES)
 """recipe id -> {"en": [...], "ja": [...]}: development paraphrases (in no caption), the ones the lookup is tuned on."""
 DEV_SETS = {"dev": PARAPHRASES, "dev2": load_paraphrases(DEV2_PARAPHRASES),
-            "dev3": load_paraphrases(DEV3_PARAPHRASES), "dev4": load_paraphrases(DEV4_PARAPHRASES)}
+            "dev3": load_paraphrases(DEV3_PARAPHRASES), "dev4": load_paraphrases(DEV4_PARAPHRASES),
+            "dev5": load_paraphrases(DEV5_PARAPHRASES)}
 """The first dev set; the second (stress) set, other vocabulary and registers (10 per recipe and language), measured
 before the lookup was tuned on it (84% en, 94% ja top-1); a third check set (7-10), written in three batches after
 that tuning, each measured before being tuned on in turn (92-95% en, 94-97% ja); a fourth (10), written apart after
-the second round and measured untuned (92.7% en, 86.8% ja), tuned on in the third. All are tuned on now: dev figures."""
-MIN_PER_RECIPE = {"dev": 10, "dev2": 10, "dev3": 7, "dev4": 7}
+the second round and measured untuned (92.7% en, 86.8% ja), tuned on in the third; a fifth (10 en, 23 ja, Japanese
+in varied registers and verb forms), measured untuned (93.6% en, 91.3% ja), tuned on in the fourth. All are tuned on
+now: dev figures."""
+MIN_PER_RECIPE = {"dev": 10, "dev2": 10, "dev3": 7, "dev4": 7, "dev5": 10}
+MIN_ACCURACY = {"dev5": 0.95}
+"""Top-1 floor per language where it is above the common 90%."""
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +95,8 @@ def test_phrasings_map_to_the_right_recipe(retriever, prompt, recipe):
 @pytest.mark.parametrize(("path", "per_recipe"), [(HELD_OUT_PARAPHRASES, 10), (CHECK_PARAPHRASES, 6)],
                          ids=["held_out", "check2"])
 def test_held_out_paraphrase_accuracy(retriever, path, per_recipe):
-    """Measured 2026-11-30, top-1 (top-3): held out en 91.3% (97.6%), ja 86.7% (94.1%); check2 en 92.3% (98.1%),
-    ja 84.9% (90.5%).
+    """Measured 2026-11-30 after the fourth tuning round, top-1 (top-3): held out en 91.3% (97.6%), ja 88.8% (95.1%);
+    check2 en 92.3% (98.1%), ja 86.4% (93.0%) (after the third: ja 86.7% (94.1%) and 84.9% (90.5%)).
     The floor catches a regression, it is not a target to tune to (the issue's is 90% in both)."""
     paraphrases = load_paraphrases(path)
     assert set(paraphrases) == set(retriever.recipes)
@@ -102,8 +109,8 @@ def test_held_out_paraphrase_accuracy(retriever, path, per_recipe):
 
 @pytest.mark.parametrize("name", list(DEV_SETS))
 def test_dev_paraphrase_accuracy_per_language(retriever, name):
-    """Measured, top-1, en / ja: dev 98% / 98%; dev2 98% / 98%; dev3 99.5% / 100%; dev4 97% / 92%. Before dev2 was
-    written the lookup scored 84% / 94% on it. Without the reading (lexicon_weight=0), dev 65% / 45%."""
+    """Measured, top-1, en / ja: dev 98% / 99%; dev2 98% / 99.5%; dev3 99.5% / 100%; dev4 97% / 94%; dev5 99% / 98%.
+    Before dev2 was written the lookup scored 84% / 94% on it. Without the reading (lexicon_weight=0), dev 65% / 45%."""
     paraphrases = DEV_SETS[name]
     assert all(min(len(texts["en"]), len(texts["ja"])) >= MIN_PER_RECIPE[name] for texts in paraphrases.values())
     assert set(paraphrases) == set(retriever.recipes)
@@ -116,7 +123,8 @@ def test_dev_paraphrase_accuracy_per_language(retriever, name):
     accuracy = paraphrase_accuracy(retriever, paraphrases=paraphrases)
     top3 = paraphrase_accuracy(retriever, top=3, paraphrases=paraphrases)
     print(f"{name} paraphrase accuracy: top-1 {accuracy}, top-3 {top3} (chance {1 / len(retriever.recipes):.3f})")
-    assert accuracy["en"] >= 0.9 and accuracy["ja"] >= 0.9 and min(top3.values()) >= 0.95
+    floor = MIN_ACCURACY.get(name, 0.9)
+    assert accuracy["en"] >= floor and accuracy["ja"] >= floor and min(top3.values()) >= 0.95
 
 
 @pytest.mark.parametrize(("prompt", "felt", "displayed"), [
@@ -126,6 +134,9 @@ def test_dev_paraphrase_accuracy_per_language(retriever, name):
     ("楽しくもないのに作り笑いを浮かべる", "neutral", "joy"),
     ("furious but hiding it behind a blank face", "anger", "neutral"),
     ("a genuinely happy person with a big sincere grin", "joy", "joy"),
+    ("怒ってないふりをして笑っている", "anger", "joy"),  # a negation before a pretence hides the emotion
+    ("寂しいのに明るく笑う", "sadness", "joy"),  # joy after a contrast is what is shown
+    ("ビクビクしながら笑う", "fear", "joy"),
 ])
 def test_the_reading_finds_felt_and_displayed_emotions(retriever, prompt, felt, displayed):
     language = "ja" if is_japanese(prompt) else "en"
@@ -167,6 +178,8 @@ def test_negations_flip_or_drop_cues():
     assert read("作り笑いじゃない笑顔", "ja").felt == {"joy": 1.0}
     shocked = read("not happy or angry, just shocked", "en")  # the negation covers the list
     assert shocked.felt == shocked.displayed == {"surprise": 1.0}
+    assert read("laughing out loud, nothing but joy", "en").felt == {"joy": 1.0}
+    assert read("屈託なく笑う", "ja").style.get("genuine")  # a negation that is part of the word
 
 
 def test_each_cue_pattern_has_one_label():
@@ -177,6 +190,7 @@ def test_each_cue_pattern_has_one_label():
     for table in (EN, JA):
         patterns = [p for ps in table.values() for p in ps]
         assert len(patterns) == len(set(patterns))
+        assert not [p for p in patterns if re.fullmatch(p, "")]  # one that matches nothing would match everywhere
 
 
 def test_the_reading_is_what_fixes_the_issue_example(retriever):
