@@ -1,14 +1,17 @@
-"""Free text -> a catalog recipe, by retrieval over the recipes' names and captions and a reading of the prompt.
+"""Free text -> a catalog recipe, by retrieval over the recipes' names, captions and example phrasings and a reading
+of the prompt.
 
-English prompts are embedded with the text tower (the MiniLM sentence model by default, or a
-fine-tuned ``ExpressionCLIP`` export, whose projected embeddings are then used); a recipe's dense score
-is its best-matching name or caption. Japanese prompts (any kana or kanji), which MiniLM
-(English-only) reads poorly, are scored by TF-IDF-weighted character 1-2-gram cosine against each
-recipe's Japanese name and captions taken together, blended (``ngram_weight``) with the text
-tower's best-caption score. To that, ``lexicon_weight`` times the agreement of the prompt's reading
-(``complexface.lexicon``: which emotions are felt, which displayed, read from cue words) with the
-recipe's felt/displayed fields is added (a pure or plain one-emotion prompt favours the catalog's ``*_prototype``
-controls). The confidence is a softmax over the recipe scores.
+English prompts are embedded with the text tower (the MiniLM sentence model by default, or a fine-tuned
+``ExpressionCLIP`` export, whose projected embeddings are then used); a recipe's dense score is its best-matching
+name or caption. Japanese prompts (any kana or kanji), which MiniLM (English-only) reads poorly, are scored by the
+TF-IDF-weighted character 1-2-gram cosine of the recipe's best-matching Japanese document, blended
+(``ngram_weight``) with the text tower's score; the documents are the recipe's Japanese name and captions and, by
+default, the Japanese phrasings written to develop the lookup, as labelled examples (``BUNDLED_PHRASINGS``:
+``complexface/assets/phrasings/*.yaml``, recipe id -> {"en": [...], "ja": [...]}; never the tests' held-out sets).
+The English phrasings are not embedded: that costs about 30 s per process start and gained nothing at top-1. To that,
+``lexicon_weight`` times the agreement of the prompt's reading (``complexface.lexicon``: which emotions are felt,
+which displayed, read from cue words) with the recipe's felt/displayed fields is added (a pure or plain one-emotion
+prompt favours the catalog's ``*_prototype`` controls). The confidence is a softmax over the recipe scores.
 """
 
 from __future__ import annotations
@@ -21,14 +24,53 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from complexface.errors import UserError
 from complexface.expressions import Recipe, load_catalog
 from complexface.lexicon import agreement, read, recipe_reading
 
+BUNDLED_PHRASINGS = Path(__file__).resolve().parent / "assets" / "phrasings"
+"""The development phrasings (module docstring), one YAML file per set."""
+LANGUAGES = ("en", "ja")
+
 
 class PromptError(UserError, ValueError):
     """The prompt cannot be used (e.g. it is empty); the message says what to write."""
+
+
+class PhrasingsError(UserError, ValueError):
+    """A phrasings file or folder that cannot be used; the message names the file and what is wrong."""
+
+
+def load_phrasings(source: str | Path, recipes: Sequence[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """Recipe id -> language -> phrasings from a YAML file or every ``*.yaml`` of a folder (``{"recipes": {id:
+    {"en": [...], "ja": [...]}}}``), merged. ``recipes``: the ids they may name (others are an error)."""
+    source = Path(source)
+    files = sorted(source.glob("*.yaml")) if source.is_dir() else [source]
+    if not files or not all(f.is_file() for f in files):
+        raise PhrasingsError(f"no phrasings at {source}: give a YAML file or a folder of them "
+                             "({'recipes': {recipe_id: {'en': [...], 'ja': [...]}}})")
+    merged: dict[str, dict[str, list[str]]] = {}
+    for file in files:
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise PhrasingsError(f"{file}: not readable YAML ({err})") from err
+        entries = data.get("recipes") if isinstance(data, dict) else None
+        if not isinstance(entries, dict):
+            raise PhrasingsError(f"{file}: expected a 'recipes' mapping of recipe id -> {{'en': [...], 'ja': [...]}}")
+        unknown = sorted(set(entries) - set(recipes)) if recipes is not None else []
+        if unknown:
+            raise PhrasingsError(f"{file}: unknown recipe id(s) {', '.join(unknown)}")
+        for rid, by_language in entries.items():
+            if not isinstance(by_language, dict) or not set(by_language) <= set(LANGUAGES) or not all(
+                    isinstance(texts, list) and all(isinstance(t, str) and t.strip() for t in texts)
+                    for texts in by_language.values()):
+                raise PhrasingsError(f"{file}: {rid} must map 'en' and/or 'ja' to lists of non-empty strings")
+            for language, texts in by_language.items():
+                merged.setdefault(rid, {}).setdefault(language, []).extend(texts)
+    return merged
 
 
 def is_japanese(text: str) -> bool:
@@ -92,7 +134,7 @@ class Choice:
     confidence: float
     language: str
     matched: str
-    """The caption (or name) that matched best."""
+    """The document (name, caption or example phrasing) that matched best."""
     runner_ups: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -102,11 +144,15 @@ class Choice:
 
 
 class RecipeRetriever:
-    """Maps a prompt (English or Japanese) to the closest recipe of the catalog."""
+    """Maps a prompt (English or Japanese) to the closest recipe of the catalog.
+
+    ``exemplars``: example phrasings whose Japanese ones join the recipes' n-gram documents: ``"bundled"``
+    (``BUNDLED_PHRASINGS``, those of the catalog's recipes), a YAML file or folder (``load_phrasings``), or None
+    (names and captions only)."""
 
     def __init__(self, text_model: str | Path | None = None, catalog: str | Path | None = None,
-                 ngram_weight: float = 0.7, lexicon_weight: float = 1.0, temperature: float = 0.1,
-                 runner_ups: int = 3) -> None:
+                 exemplars: str | Path | None = "bundled", ngram_weight: float = 0.7, lexicon_weight: float = 1.0,
+                 temperature: float = 0.1, runner_ups: int = 3) -> None:
         self.recipes = load_catalog(catalog)
         self.tower = TextTower(text_model)
         self.ngram_weight, self.lexicon_weight = ngram_weight, lexicon_weight
@@ -115,16 +161,21 @@ class RecipeRetriever:
                                                                     "ja": [r.name_ja, *r.captions_ja]},
                                              prototype=rid.endswith("_prototype"))
                          for rid, r in self.recipes.items()}
+        if exemplars == "bundled":  # the bundled phrasings name the bundled recipes: keep the catalog's
+            examples = {rid: texts for rid, texts in load_phrasings(BUNDLED_PHRASINGS).items() if rid in self.recipes}
+        else:
+            examples = load_phrasings(exemplars, list(self.recipes)) if exemplars is not None else {}
         self.docs: dict[str, list[tuple[str, str]]] = {}
         self.embeddings: dict[str, torch.Tensor] = {}
-        for language in ("en", "ja"):
+        for language in LANGUAGES:
             self.docs[language] = [(r.id, text) for r in self.recipes.values()
                                    for text in (r.name_en if language == "en" else r.name_ja, *r.captions(language))]
             self.embeddings[language] = self.tower([t for _, t in self.docs[language]])
-        self.ngrams = NgramIndex([" ".join((r.name_ja, *r.captions_ja)) for r in self.recipes.values()])
+        self.ngram_docs = self.docs["ja"] + [(rid, t) for rid, texts in examples.items() for t in texts.get("ja", [])]
+        self.ngrams = NgramIndex([t for _, t in self.ngram_docs])
 
     def recipe_scores(self, prompt: str) -> tuple[str, dict[str, tuple[float, str]]]:
-        """The prompt's language and, per recipe, its score and best-matching name or caption."""
+        """The prompt's language and, per recipe, its score and best-matching document."""
         language = "ja" if is_japanese(prompt) else "en"
         dense = (self.embeddings[language] @ self.tower([prompt])[0]).tolist()
         best: dict[str, tuple[float, str]] = {}
@@ -132,9 +183,11 @@ class RecipeRetriever:
             if rid not in best or score > best[rid][0]:
                 best[rid] = (score, text)
         if language == "ja":
+            ngram: dict[str, float] = {}
+            for (rid, _), score in zip(self.ngram_docs, self.ngrams.similarity(prompt), strict=True):
+                ngram[rid] = max(ngram.get(rid, 0.0), score)
             w = self.ngram_weight
-            for rid, ngram in zip(self.recipes, self.ngrams.similarity(prompt), strict=True):
-                best[rid] = (w * ngram + (1 - w) * best[rid][0], best[rid][1])
+            best = {rid: (w * ngram[rid] + (1 - w) * score, text) for rid, (score, text) in best.items()}
         reading = read(prompt, language)
         if reading:
             for rid, (score, text) in best.items():

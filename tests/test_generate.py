@@ -17,38 +17,44 @@ from complexface.devices import resolve_device, resolve_dtype
 from complexface.expressions import CATALOG, load_catalog
 from complexface.lexicon import agreement, read
 from complexface.models.expression_clip import ExpressionCLIP
-from complexface.retrieval import PromptError, RecipeRetriever, char_ngrams, is_japanese
+from complexface.retrieval import (
+    BUNDLED_PHRASINGS,
+    PhrasingsError,
+    PromptError,
+    RecipeRetriever,
+    char_ngrams,
+    is_japanese,
+    load_phrasings,
+)
 from complexface.settings import SettingError
 from tests.conftest import TRAIN_RECIPES, compose_config
 from tests.test_train import build_tiny_sd
 
-DEV_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev.yaml"
-DEV2_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev2.yaml"
-DEV3_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev3.yaml"
-DEV4_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev4.yaml"
-DEV5_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_dev5.yaml"
 HELD_OUT_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases.yaml"
 """Written apart from the captions and the lookup (13 per recipe and language) and never tuned on: measured only."""
 CHECK_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_check2.yaml"
 """A second held-out set (10 per recipe and language), written before the third tuning round; never tuned on."""
+CHECK3_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_check3.yaml"
+"""A third held-out set (4-6 en, 6-8 ja per recipe after dropping items equal to a caption or a bundled phrasing),
+written after the fourth round by a helper that saw only the recipes' ids, felt/displayed emotions and gist; never
+tuned on (it decided for the Japanese example phrasings)."""
 
 
 def load_paraphrases(path: Path) -> dict[str, dict[str, list[str]]]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))["recipes"]
 
 
-PARAPHRASES = load_paraphrases(DEV_PARAPHRASES)
-"""recipe id -> {"en": [...], "ja": [...]}: development paraphrases (in no caption), the ones the lookup is tuned on."""
-DEV_SETS = {"dev": PARAPHRASES, "dev2": load_paraphrases(DEV2_PARAPHRASES),
-            "dev3": load_paraphrases(DEV3_PARAPHRASES), "dev4": load_paraphrases(DEV4_PARAPHRASES),
-            "dev5": load_paraphrases(DEV5_PARAPHRASES)}
+DEV_SETS = {f"dev{k}": load_paraphrases(BUNDLED_PHRASINGS / f"dev{k}.yaml") for k in range(1, 6)}
 """The first dev set; the second (stress) set, other vocabulary and registers (10 per recipe and language), measured
 before the lookup was tuned on it (84% en, 94% ja top-1); a third check set (7-10), written in three batches after
 that tuning, each measured before being tuned on in turn (92-95% en, 94-97% ja); a fourth (10), written apart after
 the second round and measured untuned (92.7% en, 86.8% ja), tuned on in the third; a fifth (10 en, 23 ja, Japanese
 in varied registers and verb forms), measured untuned (93.6% en, 91.3% ja), tuned on in the fourth. All are tuned on
-now: dev figures."""
-MIN_PER_RECIPE = {"dev": 10, "dev2": 10, "dev3": 7, "dev4": 7, "dev5": 10}
+now: dev figures. They ship with the package (``BUNDLED_PHRASINGS``): the retriever takes their Japanese phrasings as
+examples, so they are measured here with a retriever that does not (names, captions and the reading only)."""
+PARAPHRASES = DEV_SETS["dev1"]
+"""recipe id -> {"en": [...], "ja": [...]}: development paraphrases (in no caption), the ones the lookup is tuned on."""
+MIN_PER_RECIPE = {"dev1": 10, "dev2": 10, "dev3": 7, "dev4": 7, "dev5": 10}
 MIN_ACCURACY = {"dev5": 0.95}
 """Top-1 floor per language where it is above the common 90%."""
 
@@ -57,6 +63,13 @@ MIN_ACCURACY = {"dev5": 0.95}
 def retriever() -> RecipeRetriever:
     torch.set_num_threads(1)
     return RecipeRetriever()
+
+
+@pytest.fixture(scope="module")
+def captions_only() -> RecipeRetriever:
+    """The lookup without example phrasings (for the dev sets, which are those examples)."""
+    torch.set_num_threads(1)
+    return RecipeRetriever(exemplars=None)
 
 
 def paraphrase_accuracy(retriever: RecipeRetriever, top: int = 1,
@@ -92,25 +105,31 @@ def test_phrasings_map_to_the_right_recipe(retriever, prompt, recipe):
     assert all(r["confidence"] <= choice.confidence for r in choice.runner_ups)
 
 
-@pytest.mark.parametrize(("path", "per_recipe"), [(HELD_OUT_PARAPHRASES, 10), (CHECK_PARAPHRASES, 6)],
-                         ids=["held_out", "check2"])
+@pytest.mark.parametrize(("path", "per_recipe"), [(HELD_OUT_PARAPHRASES, 8), (CHECK_PARAPHRASES, 5),
+                                                  (CHECK3_PARAPHRASES, 4)], ids=["held_out", "check2", "check3"])
 def test_held_out_paraphrase_accuracy(retriever, path, per_recipe):
-    """Measured 2026-11-30 after the fourth tuning round, top-1 (top-3): held out en 91.3% (97.6%), ja 88.8% (95.1%);
-    check2 en 92.3% (98.1%), ja 86.4% (93.0%) (after the third: ja 86.7% (94.1%) and 84.9% (90.5%)).
-    The floor catches a regression, it is not a target to tune to (the issue's is 90% in both)."""
-    paraphrases = load_paraphrases(path)
+    """Measured on the items that are not also a bundled example phrasing (56 of the held-out set's 572 and 24 of
+    check2's are; the sets were written apart, short phrasings coincide), 2026-12-01, top-1 (top-3), en / ja: held
+    out 90.5% (97.3%) / 88.5% (96.0%); check2 91.8% (98.0%) / 90.3% (95.2%); check3 87.5% (93.3%) / 93.4% (96.4%).
+    Without the example phrasings, ja 86.9%, 87.1%, 92.2%. The floor catches a regression, it is not a target to
+    tune to (the issue's is 90% in both)."""
+    examples = {t for texts in load_phrasings(BUNDLED_PHRASINGS).values() for ts in texts.values() for t in ts}
+    paraphrases = {rid: {language: [p for p in texts[language] if p not in examples] for language in ("en", "ja")}
+                   for rid, texts in load_paraphrases(path).items()}
     assert set(paraphrases) == set(retriever.recipes)
     assert all(min(len(texts["en"]), len(texts["ja"])) >= per_recipe for texts in paraphrases.values())
     accuracy = paraphrase_accuracy(retriever, paraphrases=paraphrases)
     top3 = paraphrase_accuracy(retriever, top=3, paraphrases=paraphrases)
     print(f"{path.name} paraphrase accuracy: top-1 {accuracy}, top-3 {top3}")
-    assert accuracy["en"] >= 0.85 and accuracy["ja"] >= 0.8 and min(top3.values()) >= 0.9
+    assert accuracy["en"] >= 0.85 and accuracy["ja"] >= 0.85 and min(top3.values()) >= 0.9
 
 
 @pytest.mark.parametrize("name", list(DEV_SETS))
-def test_dev_paraphrase_accuracy_per_language(retriever, name):
-    """Measured, top-1, en / ja: dev 98% / 99%; dev2 98% / 99.5%; dev3 99.5% / 100%; dev4 97% / 94%; dev5 99% / 98%.
-    Before dev2 was written the lookup scored 84% / 94% on it. Without the reading (lexicon_weight=0), dev 65% / 45%."""
+def test_dev_paraphrase_accuracy_per_language(captions_only, name):
+    """Measured without the example phrasings, top-1, en / ja: dev1 98% / 99%; dev2 98% / 99.5%; dev3 99.5% / 100%;
+    dev4 97% / 94%; dev5 99% / 98%. Before dev2 was written the lookup scored 84% / 94% on it. Without the reading
+    (lexicon_weight=0), dev1 65% / 45%."""
+    retriever = captions_only
     paraphrases = DEV_SETS[name]
     assert all(min(len(texts["en"]), len(texts["ja"])) >= MIN_PER_RECIPE[name] for texts in paraphrases.values())
     assert set(paraphrases) == set(retriever.recipes)
@@ -260,6 +279,32 @@ def test_a_trained_expression_clip_export_retrieves_paraphrases_of_what_it_learn
 def test_empty_prompt_is_refused(retriever):
     with pytest.raises(PromptError, match="prompt is empty"):
         retriever("  ")
+
+
+def test_example_phrasings_teach_the_japanese_lookup(tmp_path):
+    """A Japanese phrasing given as an example of a recipe finds that recipe; without it, it does not."""
+    prompt = "もにょもにょした顔"  # no cue word, no caption near it
+    examples = tmp_path / "examples.yaml"
+    examples.write_text(yaml.safe_dump({"recipes": {"bittersweet": {"ja": ["もにょもにょした顔つき"]}}},
+                                       allow_unicode=True), encoding="utf-8")
+    assert RecipeRetriever(exemplars=None)(prompt).recipe.id != "bittersweet"
+    assert RecipeRetriever(exemplars=examples)(prompt).recipe.id == "bittersweet"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no phrasings at"),
+    ("recipes: [1, 2", "not readable YAML"),
+    ("- a list", "expected a 'recipes' mapping"),
+    ("recipes: {no_such_recipe: {ja: [x]}}", "unknown recipe id.*no_such_recipe"),
+    ("recipes: {bittersweet: {fr: [x]}}", "bittersweet must map 'en' and/or 'ja'"),
+    ("recipes: {bittersweet: {ja: ['']}}", "bittersweet must map"),
+])
+def test_bad_phrasings_get_one_message_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "phrasings.yaml"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(PhrasingsError, match=message):
+        load_phrasings(path, recipes=list(load_catalog()))
 
 
 def test_generate_writes_the_choice_and_the_edited_face(tmp_path):
