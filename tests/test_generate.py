@@ -44,19 +44,20 @@ def load_paraphrases(path: Path) -> dict[str, dict[str, list[str]]]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))["recipes"]
 
 
-DEV_SETS = {f"dev{k}": load_paraphrases(BUNDLED_PHRASINGS / f"dev{k}.yaml") for k in range(1, 6)}
+DEV_SETS = {f"dev{k}": load_paraphrases(BUNDLED_PHRASINGS / f"dev{k}.yaml") for k in range(1, 7)}
 """The first dev set; the second (stress) set, other vocabulary and registers (10 per recipe and language), measured
 before the lookup was tuned on it (84% en, 94% ja top-1); a third check set (7-10), written in three batches after
 that tuning, each measured before being tuned on in turn (92-95% en, 94-97% ja); a fourth (10), written apart after
 the second round and measured untuned (92.7% en, 86.8% ja), tuned on in the third; a fifth (10 en, 23 ja, Japanese
-in varied registers and verb forms), measured untuned (93.6% en, 91.3% ja), tuned on in the fourth. All are tuned on
-now: dev figures. They ship with the package (``BUNDLED_PHRASINGS``): the retriever takes their Japanese phrasings as
+in varied registers and verb forms), measured untuned (93.6% en, 91.3% ja), tuned on in the fourth; a sixth (5 en,
+18-20 ja), written blind after the fourth round (from the recipes' ids, emotions and gist only) as more examples and
+never tuned on. The first five are tuned on: dev figures. They ship with the package (``BUNDLED_PHRASINGS``): the retriever takes their Japanese phrasings as
 examples, so they are measured here with a retriever that does not (names, captions and the reading only)."""
 PARAPHRASES = DEV_SETS["dev1"]
 """recipe id -> {"en": [...], "ja": [...]}: development paraphrases (in no caption), the ones the lookup is tuned on."""
-MIN_PER_RECIPE = {"dev1": 10, "dev2": 10, "dev3": 7, "dev4": 7, "dev5": 10}
-MIN_ACCURACY = {"dev5": 0.95}
-"""Top-1 floor per language where it is above the common 90%."""
+MIN_PER_RECIPE = {"dev1": 10, "dev2": 10, "dev3": 7, "dev4": 7, "dev5": 10, "dev6": 5}
+MIN_ACCURACY = {"dev5": (0.95, 0.95), "dev6": (0.75, 0.88)}
+"""Top-1 and top-3 floors per language where they differ from the common 90% and 95% (dev6 is untuned)."""
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +111,8 @@ def test_phrasings_map_to_the_right_recipe(retriever, prompt, recipe):
 def test_held_out_paraphrase_accuracy(retriever, path, per_recipe):
     """Measured on the items that are not also a bundled example phrasing (56 of the held-out set's 572 and 24 of
     check2's are; the sets were written apart, short phrasings coincide), 2026-12-01, top-1 (top-3), en / ja: held
-    out 90.5% (97.3%) / 88.5% (96.0%); check2 91.8% (98.0%) / 90.3% (95.2%); check3 87.5% (93.3%) / 93.4% (96.4%).
-    Without the example phrasings, ja 86.9%, 87.1%, 92.2%. The floor catches a regression, it is not a target to
+    out 90.5% (97.3%) / 90.1% (96.8%); check2 91.8% (98.0%) / 90.3% (95.7%); check3 87.5% (93.3%) / 93.4% (96.4%).
+    Without the example phrasings, ja 86.9%, 87.1%, 92.2%; with dev1-5 only, 88.5%, 90.3%, 93.4%. The floor catches a regression, it is not a target to
     tune to (the issue's is 90% in both)."""
     examples = {t for texts in load_phrasings(BUNDLED_PHRASINGS).values() for ts in texts.values() for t in ts}
     paraphrases = {rid: {language: [p for p in texts[language] if p not in examples] for language in ("en", "ja")}
@@ -127,7 +128,7 @@ def test_held_out_paraphrase_accuracy(retriever, path, per_recipe):
 @pytest.mark.parametrize("name", list(DEV_SETS))
 def test_dev_paraphrase_accuracy_per_language(captions_only, name):
     """Measured without the example phrasings, top-1, en / ja: dev1 98% / 99%; dev2 98% / 99.5%; dev3 99.5% / 100%;
-    dev4 97% / 94%; dev5 99% / 98%. Before dev2 was written the lookup scored 84% / 94% on it. Without the reading
+    dev4 97% / 94%; dev5 99% / 98%; dev6 (untuned) 85.5% / 79.7% (top-3 92.7% / 90.8%). Before dev2 was written the lookup scored 84% / 94% on it. Without the reading
     (lexicon_weight=0), dev1 65% / 45%."""
     retriever = captions_only
     paraphrases = DEV_SETS[name]
@@ -142,8 +143,8 @@ def test_dev_paraphrase_accuracy_per_language(captions_only, name):
     accuracy = paraphrase_accuracy(retriever, paraphrases=paraphrases)
     top3 = paraphrase_accuracy(retriever, top=3, paraphrases=paraphrases)
     print(f"{name} paraphrase accuracy: top-1 {accuracy}, top-3 {top3} (chance {1 / len(retriever.recipes):.3f})")
-    floor = MIN_ACCURACY.get(name, 0.9)
-    assert accuracy["en"] >= floor and accuracy["ja"] >= floor and min(top3.values()) >= 0.95
+    floor, floor3 = MIN_ACCURACY.get(name, (0.9, 0.95))
+    assert min(accuracy.values()) >= floor and min(top3.values()) >= floor3
 
 
 @pytest.mark.parametrize(("prompt", "felt", "displayed"), [
