@@ -51,8 +51,9 @@ that tuning, each measured before being tuned on in turn (92-95% en, 94-97% ja);
 the second round and measured untuned (92.7% en, 86.8% ja), tuned on in the third; a fifth (10 en, 23 ja, Japanese
 in varied registers and verb forms), measured untuned (93.6% en, 91.3% ja), tuned on in the fourth; a sixth (5 en,
 18-20 ja), written blind after the fourth round (from the recipes' ids, emotions and gist only) as more examples and
-never tuned on. The first five are tuned on: dev figures. They ship with the package (``BUNDLED_PHRASINGS``): the retriever takes their Japanese phrasings as
-examples, so they are measured here with a retriever that does not (names, captions and the reading only)."""
+never tuned on. The first five are tuned on: dev figures. They ship with the package (``BUNDLED_PHRASINGS``): the
+retriever takes their Japanese phrasings as examples, so they are measured here with a retriever that does not
+(names, captions and the reading only)."""
 PARAPHRASES = DEV_SETS["dev1"]
 """recipe id -> {"en": [...], "ja": [...]}: development paraphrases (in no caption), the ones the lookup is tuned on."""
 MIN_PER_RECIPE = {"dev1": 10, "dev2": 10, "dev3": 7, "dev4": 7, "dev5": 10, "dev6": 5}
@@ -112,8 +113,8 @@ def test_held_out_paraphrase_accuracy(retriever, path, per_recipe):
     """Measured on the items that are not also a bundled example phrasing (56 of the held-out set's 572 and 24 of
     check2's are; the sets were written apart, short phrasings coincide), 2026-12-01, top-1 (top-3), en / ja: held
     out 90.5% (97.3%) / 90.1% (96.8%); check2 91.8% (98.0%) / 90.3% (95.7%); check3 87.5% (93.3%) / 93.4% (96.4%).
-    Without the example phrasings, ja 86.9%, 87.1%, 92.2%; with dev1-5 only, 88.5%, 90.3%, 93.4%. The floor catches a regression, it is not a target to
-    tune to (the issue's is 90% in both)."""
+    Without the example phrasings, ja 86.9%, 87.1%, 92.2%; with dev1-5 only, 88.5%, 90.3%, 93.4%. The floor catches a
+    regression, it is not a target to tune to (the issue's is 90% in both)."""
     examples = {t for texts in load_phrasings(BUNDLED_PHRASINGS).values() for ts in texts.values() for t in ts}
     paraphrases = {rid: {language: [p for p in texts[language] if p not in examples] for language in ("en", "ja")}
                    for rid, texts in load_paraphrases(path).items()}
@@ -128,8 +129,8 @@ def test_held_out_paraphrase_accuracy(retriever, path, per_recipe):
 @pytest.mark.parametrize("name", list(DEV_SETS))
 def test_dev_paraphrase_accuracy_per_language(captions_only, name):
     """Measured without the example phrasings, top-1, en / ja: dev1 98% / 99%; dev2 98% / 99.5%; dev3 99.5% / 100%;
-    dev4 97% / 94%; dev5 99% / 98%; dev6 (untuned) 85.5% / 79.7% (top-3 92.7% / 90.8%). Before dev2 was written the lookup scored 84% / 94% on it. Without the reading
-    (lexicon_weight=0), dev1 65% / 45%."""
+    dev4 97% / 94%; dev5 99% / 98%; dev6 (untuned) 85.5% / 79.7% (top-3 92.7% / 90.8%). Before dev2 was written the
+    lookup scored 84% / 94% on it. Without the reading (lexicon_weight=0), dev1 65% / 45%."""
     retriever = captions_only
     paraphrases = DEV_SETS[name]
     assert all(min(len(texts["en"]), len(texts["ja"])) >= MIN_PER_RECIPE[name] for texts in paraphrases.values())
