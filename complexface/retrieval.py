@@ -27,12 +27,11 @@ import torch.nn.functional as F
 import yaml
 
 from complexface.errors import UserError
-from complexface.expressions import Recipe, load_catalog
+from complexface.expressions import LANGUAGES, Recipe, load_catalog
 from complexface.lexicon import agreement, read, recipe_reading
 
 BUNDLED_PHRASINGS = Path(__file__).resolve().parent / "assets" / "phrasings"
 """The development phrasings (module docstring), one YAML file per set."""
-LANGUAGES = ("en", "ja")
 
 
 class PromptError(UserError, ValueError):
@@ -134,7 +133,7 @@ class Choice:
     confidence: float
     language: str
     matched: str
-    """The document (name, caption or example phrasing) that matched best."""
+    """The name or caption that the text tower matched best."""
     runner_ups: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
