@@ -40,11 +40,18 @@ class Record:
         return self.face_id, self.label
 
 
+def _ends_line(path: Path) -> bool:
+    """Whether a non-empty file's last byte is a newline."""
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
 class Manifest:
     """Append-only JSON-lines manifest; the last record of a (face, edit) key wins.
 
     Each line is flushed and fsynced, so a killed run loses at most the line being written;
-    a torn last line is ignored on reading.
+    a torn last line is ignored on reading and ended before the next record is added (reading never writes).
     """
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
@@ -54,16 +61,6 @@ class Manifest:
         if self.path.exists():
             for record in self._read(self.path):
                 self.records[record.key] = record
-            self._end_torn_line()
-
-    def _end_torn_line(self) -> None:
-        """A run killed mid-write leaves a partial last line: end it so new records start clean."""
-        with open(self.path, "rb+") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if size:
-                handle.seek(size - 1)
-                if handle.read(1) != b"\n":
-                    handle.write(b"\n")
 
     @staticmethod
     def _read(path: Path) -> Iterator[Record]:
@@ -82,7 +79,9 @@ class Manifest:
 
     def add(self, records: Iterable[Record]) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with open(self.path, "a+", encoding="utf-8") as handle:
+            if handle.tell() and not _ends_line(self.path):  # a run killed mid-write: end its partial line
+                handle.write("\n")
             for record in records:
                 handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
                 self.records[record.key] = record

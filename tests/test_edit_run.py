@@ -16,7 +16,7 @@ from PIL import Image
 
 import edit
 from complexface.errors import user_error
-from complexface.runs import MANIFEST, Manifest
+from complexface.runs import MANIFEST, OK, Manifest, Record
 from tests.conftest import ROOT, compose_config, make_bad_inputs
 
 FAST = ["workers=1", "progress=false", "grid_thumb=64"]
@@ -98,6 +98,20 @@ def test_torn_manifest_line_is_ignored_and_redone(tmp_path):
     summary = edit.edit(cfg, tmp_path)
     assert summary["ok"] == 2 and first_crop.stat().st_mtime_ns == before
     assert len(Manifest(tmp_path).records) == 2
+
+
+def test_reading_a_torn_manifest_writes_nothing_and_the_next_record_starts_clean(tmp_path):
+    def record(face_id: str) -> Record:
+        return Record(face_file=f"{face_id}.jpg", face_id=face_id, group="g", edit={"AU4": 2.0}, label="AU4=2",
+                      status=OK)
+
+    Manifest(tmp_path).add([record("001")])
+    torn = (tmp_path / MANIFEST).read_bytes() + b'{"face_id": "002", "fa'
+    (tmp_path / MANIFEST).write_bytes(torn)
+    assert list(Manifest(tmp_path).records) == [("001", "AU4=2")] and (tmp_path / MANIFEST).read_bytes() == torn
+    Manifest(tmp_path).add([record("003")])
+    assert list(Manifest(tmp_path).records) == [("001", "AU4=2"), ("003", "AU4=2")]
+    assert (tmp_path / MANIFEST).read_bytes().startswith(torn + b"\n")
 
 
 def test_resume_after_kill_skips_finished_items(tmp_path):
