@@ -118,8 +118,8 @@ def test_the_editor_page_in_a_browser(browser, server, tmp_path):
     assert len(sent) == 2
 
     page.fill("#prompt", "顔は笑っているけど心の中では怒っている")
-    page.locator("#prompt-form button").click()
-    page.wait_for_selector("main[data-recipe=anger_masking_smile]")
+    page.locator("#prompt-form button").click()  # the first text query makes the retriever (~20 s on 2 cores)
+    page.wait_for_selector("main[data-recipe=anger_masking_smile]", timeout=120_000)
     choices = page.locator("#prompt-result button.choice")  # the top three, each loading its preset on a click
     assert choices.count() == 3 and choices.first.get_attribute("aria-pressed") == "true"
     second = choices.nth(1).get_attribute("data-choice")

@@ -38,27 +38,33 @@ CHECK3_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_check3
 """A third held-out set (4-6 en, 6-8 ja per recipe after dropping items equal to a caption or a bundled phrasing),
 written after the fourth round by a helper that saw only the recipes' ids, felt/displayed emotions and gist; never
 tuned on (it decided for the Japanese example phrasings)."""
+BLIND_PARAPHRASES = Path(__file__).parent / "data" / "recipe_paraphrases_blind.yaml"
+"""The issue's larger set written apart: 18-20 per recipe and language, written by two helpers that saw only the
+recipes' ids, emotions and gist, after the lookup's design and weights were chosen (on dev6-8); never tuned on."""
 
 
 def load_paraphrases(path: Path) -> dict[str, dict[str, list[str]]]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))["recipes"]
 
 
-DEV_SETS = {f"dev{k}": load_paraphrases(BUNDLED_PHRASINGS / f"dev{k}.yaml") for k in range(1, 7)}
-"""The first dev set; the second (stress) set, other vocabulary and registers (10 per recipe and language), measured
-before the lookup was tuned on it (84% en, 94% ja top-1); a third check set (7-10), written in three batches after
-that tuning, each measured before being tuned on in turn (92-95% en, 94-97% ja); a fourth (10), written apart after
-the second round and measured untuned (92.7% en, 86.8% ja), tuned on in the third; a fifth (10 en, 23 ja, Japanese
-in varied registers and verb forms), measured untuned (93.6% en, 91.3% ja), tuned on in the fourth; a sixth (5 en,
-18-20 ja), written blind after the fourth round (from the recipes' ids, emotions and gist only) as more examples and
-never tuned on. The first five are tuned on: dev figures. They ship with the package (``BUNDLED_PHRASINGS``): the
-retriever takes their Japanese phrasings as examples, so they are measured here with a retriever that does not
-(names, captions and the reading only)."""
+DEV_SETS = {path.stem: load_paraphrases(path)
+            for path in sorted(BUNDLED_PHRASINGS.glob("dev*.yaml"), key=lambda p: int(p.stem.removeprefix("dev")))}
+"""The example phrasings, each set written apart (no phrase of an earlier set, of a caption or of a held-out set):
+dev1, the first; dev2 (stress: other vocabulary and registers, 10 per recipe and language), measured before the
+lookup's cue words were tuned on it (84% en, 94% ja top-1); dev3 (7-10), written in three batches after that tuning,
+each measured before being tuned on in turn (92-95% en, 94-97% ja); dev4 (10), measured untuned (92.7% en, 86.8%
+ja), tuned on in the third round; dev5 (10 en, 23 ja, varied registers and verb forms), measured untuned (93.6% en,
+91.3% ja), tuned on in the fourth; dev6-14, written blind (from the recipes' ids, emotions and gist only) by helpers
+after the fourth round, never tuned on (their headers say what each stresses and how it read untuned). They ship
+with the package (``BUNDLED_PHRASINGS``) as the retriever's examples, so they are measured here with a retriever
+that does not take them (names, captions and the reading only)."""
 PARAPHRASES = DEV_SETS["dev1"]
 """recipe id -> {"en": [...], "ja": [...]}: development paraphrases (in no caption), the ones the lookup is tuned on."""
-MIN_PER_RECIPE = {"dev1": 10, "dev2": 10, "dev3": 7, "dev4": 7, "dev5": 10, "dev6": 5}
-MIN_ACCURACY = {"dev5": (0.95, 0.95), "dev6": (0.75, 0.88)}
-"""Top-1 and top-3 floors per language where they differ from the common 90% and 95% (dev6 is untuned)."""
+MIN_PER_RECIPE = {"dev1": 10, "dev2": 10, "dev3": 7, "dev4": 7, "dev5": 10, "dev6": 5, "dev7": 5, "dev8": 8,
+                  "dev9": 9, "dev10": 7, "dev11": 13, "dev12": 11, "dev13": 15, "dev14": 14}
+CUE_SETS = {"dev1": (0.9, 0.95), "dev2": (0.9, 0.95), "dev3": (0.9, 0.95), "dev4": (0.9, 0.95),
+            "dev5": (0.95, 0.95), "dev6": (0.75, 0.88)}
+"""The sets of the cue-tuning rounds (and dev6, the first blind one), with their top-1 and top-3 floors per language."""
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +114,15 @@ def test_phrasings_map_to_the_right_recipe(retriever, prompt, recipe):
 
 
 @pytest.mark.parametrize(("path", "per_recipe"), [(HELD_OUT_PARAPHRASES, 8), (CHECK_PARAPHRASES, 5),
-                                                  (CHECK3_PARAPHRASES, 4)], ids=["held_out", "check2", "check3"])
+                                                  (CHECK3_PARAPHRASES, 4), (BLIND_PARAPHRASES, 14)],
+                         ids=["held_out", "check2", "check3", "blind"])
 def test_held_out_paraphrase_accuracy(retriever, path, per_recipe):
-    """Measured on the items that are not also a bundled example phrasing (56 of the held-out set's 572 and 24 of
-    check2's are; the sets were written apart, short phrasings coincide), 2026-12-01, top-1 (top-3), en / ja: held
-    out 90.5% (97.3%) / 90.1% (96.8%); check2 91.8% (98.0%) / 90.3% (95.7%); check3 87.5% (93.3%) / 93.4% (96.4%).
-    Without the example phrasings, ja 86.9%, 87.1%, 92.2%; with dev1-5 only, 88.5%, 90.3%, 93.4%. The floor catches a
-    regression, it is not a target to tune to (the issue's is 90% in both)."""
+    """Measured on the items that are not also a bundled example phrasing (the sets were written apart, short
+    phrasings coincide), 2026-12-01, top-1 (top-3), en / ja: held out 97.0% (99.6%) / 95.2% (98.4%); check2 98.0%
+    (100%) / 97.8% (100%); check3 97.5% (99.2%) / 98.8% (100%); blind 96.2% (99.3%) / 94.3% (98.8%). Without the
+    classifier (classifier_weight=0) 90.5 / 91.3, 91.8 / 91.4, 87.5 / 93.4, 83.2 / 85.1; without any example
+    phrasing, Japanese 86.9, 87.1, 92.2, 79.2. The blind set, measured untuned with dev1-8 as examples, read 91.0% /
+    90.6%. The floor is the issue's 90%; nothing was tuned to it."""
     examples = {t for texts in load_phrasings(BUNDLED_PHRASINGS).values() for ts in texts.values() for t in ts}
     paraphrases = {rid: {language: [p for p in texts[language] if p not in examples] for language in ("en", "ja")}
                    for rid, texts in load_paraphrases(path).items()}
@@ -123,29 +131,50 @@ def test_held_out_paraphrase_accuracy(retriever, path, per_recipe):
     accuracy = paraphrase_accuracy(retriever, paraphrases=paraphrases)
     top3 = paraphrase_accuracy(retriever, top=3, paraphrases=paraphrases)
     print(f"{path.name} paraphrase accuracy: top-1 {accuracy}, top-3 {top3}")
-    assert accuracy["en"] >= 0.85 and accuracy["ja"] >= 0.85 and min(top3.values()) >= 0.9
+    assert min(accuracy.values()) >= 0.9 and min(top3.values()) >= 0.95
 
 
-@pytest.mark.parametrize("name", list(DEV_SETS))
+def test_dev_sets_are_written_apart():
+    """Every set is complete (its minimum per recipe and language) and shares no phrasing with a caption or an
+    earlier set."""
+    exact = {t for r in load_catalog().values() for t in (r.name_en, r.name_ja, *r.captions_en, *r.captions_ja)}
+    seen: set[str] = set()
+    for name, paraphrases in DEV_SETS.items():
+        assert set(paraphrases) == set(load_catalog()), name
+        assert all(min(len(texts["en"]), len(texts["ja"])) >= MIN_PER_RECIPE[name] for texts in paraphrases.values())
+        phrases = {p for texts in paraphrases.values() for p in texts["en"] + texts["ja"]}
+        assert not phrases & exact - {"smiling on the surface, angry inside"}, name  # dev1 kept the name
+        assert not phrases & seen, name
+        seen |= phrases
+
+
+@pytest.mark.parametrize("name", list(CUE_SETS))
 def test_dev_paraphrase_accuracy_per_language(captions_only, name):
-    """Measured without the example phrasings, top-1, en / ja: dev1 98% / 99%; dev2 98% / 99.5%; dev3 99.5% / 100%;
-    dev4 97% / 94%; dev5 99% / 98%; dev6 (untuned) 85.5% / 79.7% (top-3 92.7% / 90.8%). Before dev2 was written the
-    lookup scored 84% / 94% on it. Without the reading (lexicon_weight=0), dev1 65% / 45%."""
-    retriever = captions_only
-    paraphrases = DEV_SETS[name]
-    assert all(min(len(texts["en"]), len(texts["ja"])) >= MIN_PER_RECIPE[name] for texts in paraphrases.values())
-    assert set(paraphrases) == set(retriever.recipes)
-    exact = {t for r in retriever.recipes.values() for t in (r.name_en, r.name_ja, *r.captions_en, *r.captions_ja)}
-    assert not exact & {p for texts in paraphrases.values() for p in texts["en"] + texts["ja"]} - {
-        "smiling on the surface, angry inside"}  # a recipe's name, kept from the original paraphrases
-    earlier = [s for n, s in DEV_SETS.items() if n < name]  # written apart: no phrase of an earlier dev set
-    assert not {p for texts in paraphrases.values() for p in texts["en"] + texts["ja"]} & {
-        p for s in earlier for texts in s.values() for p in texts["en"] + texts["ja"]}
-    accuracy = paraphrase_accuracy(retriever, paraphrases=paraphrases)
-    top3 = paraphrase_accuracy(retriever, top=3, paraphrases=paraphrases)
-    print(f"{name} paraphrase accuracy: top-1 {accuracy}, top-3 {top3} (chance {1 / len(retriever.recipes):.3f})")
-    floor, floor3 = MIN_ACCURACY.get(name, (0.9, 0.95))
+    """Measured without the example phrasings, top-1, en / ja: dev1 98.3% / 98.3%; dev2 97.7% / 99.1%; dev3 99.5% /
+    99.5%; dev4 96.7% / 92.6%; dev5 99.1% / 97.2%; dev6 (untuned) 85.5% / 79.7% (top-3 92.7% / 90.8%). Before dev2 was
+    written the lookup scored 84% / 94% on it. Without the reading (lexicon_weight=0), dev1 65% / 45%."""
+    accuracy = paraphrase_accuracy(captions_only, paraphrases=DEV_SETS[name])
+    top3 = paraphrase_accuracy(captions_only, top=3, paraphrases=DEV_SETS[name])
+    print(f"{name} paraphrase accuracy: top-1 {accuracy}, top-3 {top3} (chance {1 / len(captions_only.recipes):.3f})")
+    floor, floor3 = CUE_SETS[name]
     assert min(accuracy.values()) >= floor and min(top3.values()) >= floor3
+
+
+def test_the_classifier_carries_examples_to_a_set_written_apart(tmp_path):
+    """The lookup with every example set but the last (written blind, never tuned on) reads the last one better with
+    the phrasing classifier than without it, in both languages: it generalises from the examples rather than
+    recalling them. Measured (dev1-13 as examples, dev14), top-1 en / ja: with 92.7% / 91.4%, without 86.7% / 82.9%."""
+    last = list(DEV_SETS)[-1]
+    for path in BUNDLED_PHRASINGS.glob("dev*.yaml"):
+        if path.stem != last:
+            (tmp_path / path.name).write_bytes(path.read_bytes())
+    torch.set_num_threads(1)
+    with_classifier = paraphrase_accuracy(RecipeRetriever(exemplars=tmp_path), paraphrases=DEV_SETS[last])
+    without = paraphrase_accuracy(RecipeRetriever(exemplars=tmp_path, classifier_weight=0.0),
+                                  paraphrases=DEV_SETS[last])
+    print(f"{last} with the other sets as examples: top-1 {with_classifier} with the classifier, {without} without")
+    assert all(with_classifier[language] >= without[language] + 0.05 for language in ("en", "ja"))
+    assert min(with_classifier.values()) >= 0.8
 
 
 @pytest.mark.parametrize(("prompt", "felt", "displayed"), [
@@ -214,11 +243,14 @@ def test_each_cue_pattern_has_one_label():
         assert not [p for p in patterns if re.fullmatch(p, "")]  # one that matches nothing would match everywhere
 
 
-def test_the_reading_is_what_fixes_the_issue_example(retriever):
-    """Without the reading, the dense score puts the issue's example on a recipe of another felt emotion."""
+def test_the_reading_and_the_classifier_each_fix_the_issue_example(retriever):
+    """The nearest caption alone puts the issue's example on a recipe of another felt emotion; the reading of its cue
+    words, or the classifier trained on the example phrasings, each alone puts it right."""
     prompt = "a brave little smile that hides how sad he really is"
-    plain = RecipeRetriever(lexicon_weight=0.0)
+    plain = RecipeRetriever(lexicon_weight=0.0, classifier_weight=0.0)
     assert plain(prompt).recipe.felt != "sadness"
+    assert RecipeRetriever(lexicon_weight=0.0)(prompt).recipe.id == "sadness_leak_smile"
+    assert RecipeRetriever(classifier_weight=0.0)(prompt).recipe.id == "sadness_leak_smile"
     assert retriever(prompt).recipe.id == "sadness_leak_smile"
     no_cue = read("a person waiting at the bus stop", "en")
     assert not no_cue and agreement(no_cue, plain.readings["felt_smile"]) == 0
@@ -271,7 +303,7 @@ def test_a_trained_expression_clip_export_retrieves_paraphrases_of_what_it_learn
     assert len({item["face"] for item in held_out}) >= 2 and len(prompts) >= 40
     assert trained >= 0.6 * len(prompts) and trained - max(untrained) >= 0.15 * len(prompts)
 
-    retriever = RecipeRetriever(text_model=run_dir / "model", catalog=catalog)
+    retriever = RecipeRetriever(text_model=run_dir / "model", catalog=catalog, exemplars=None)  # the prompts are dev1's
     assert retriever.tower(["a"]).shape == (1, 128)  # the projected (shared) space
     right = np.mean([retriever(p).recipe.id == rid for p, rid in prompts])
     print(f"as generate.py's text tower on the 3 recipes: {right:.2f} right")
@@ -283,12 +315,15 @@ def test_empty_prompt_is_refused(retriever):
         retriever("  ")
 
 
-def test_example_phrasings_teach_the_japanese_lookup(tmp_path):
-    """A Japanese phrasing given as an example of a recipe finds that recipe; without it, it does not."""
-    prompt = "もにょもにょした顔"  # no cue word, no caption near it
+@pytest.mark.parametrize(("language", "example", "prompt"), [
+    ("ja", "もにょもにょした顔つき", "もにょもにょした顔"),  # no cue word, no caption near it
+    ("en", "a face like a wet weekend in Wigan", "face like a wet weekend"),
+])
+def test_example_phrasings_teach_the_lookup(tmp_path, language, example, prompt):
+    """A phrasing given as an example of a recipe finds that recipe; without it, it does not."""
     examples = tmp_path / "examples.yaml"
-    examples.write_text(yaml.safe_dump({"recipes": {"bittersweet": {"ja": ["もにょもにょした顔つき"]}}},
-                                       allow_unicode=True), encoding="utf-8")
+    examples.write_text(yaml.safe_dump({"recipes": {"bittersweet": {language: [example]}}}, allow_unicode=True),
+                        encoding="utf-8")
     assert RecipeRetriever(exemplars=None)(prompt).recipe.id != "bittersweet"
     assert RecipeRetriever(exemplars=examples)(prompt).recipe.id == "bittersweet"
 

@@ -13,6 +13,11 @@ from complexface.settings import require
 from complexface.weights import ModelFolderError, from_pretrained_strictly
 
 TUNINGS = ("frozen", "lora", "full")
+FROZEN_CACHE_LIMIT = 100_000
+"""Most texts whose embeddings the frozen encoders of one model folder keep (about 150 MB for MiniLM)."""
+_frozen_caches: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
+"""(model folder, max_length) -> text -> embedding, shared by the process's frozen encoders of that folder: a second
+retriever or app made in the same process does not encode the example phrasings again."""
 
 
 def default_text_model() -> Path:
@@ -65,7 +70,8 @@ class SentenceEncoder(nn.Module):
             model.requires_grad_(False)
         self.model = model
         self.hidden_size = int(model.config.hidden_size)
-        self._cache: dict[str, torch.Tensor] = {}
+        self._cache: dict[str, torch.Tensor] = (_frozen_caches.setdefault((str(path.resolve()), max_length), {})
+                                                if tuning == "frozen" else {})
 
     def train(self, mode: bool = True) -> SentenceEncoder:
         """A frozen encoder stays in eval mode (no dropout), so its cached embeddings stay valid."""
@@ -80,10 +86,19 @@ class SentenceEncoder(nn.Module):
         mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
+    def _encode_by_length(self, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+        """``_encode`` in batches of texts of similar length (a single batch pads every text to the longest: many
+        texts encode about twice as fast this way), rows in the order given."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rows = torch.cat([self._encode([texts[i] for i in order[start:start + batch_size]])
+                          for start in range(0, len(order), batch_size)])
+        return rows[torch.argsort(torch.tensor(order, device=rows.device))]
+
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         if self.tuning != "frozen":
             return self._encode(texts)
-        return cached_encode(self._cache, texts, self._encode).to(next(self.model.parameters()).device)
+        return cached_encode(self._cache, texts, self._encode_by_length,
+                             FROZEN_CACHE_LIMIT).to(next(self.model.parameters()).device)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """A plain transformers model folder (LoRA merged) with its tokenizer."""
