@@ -19,8 +19,6 @@ recipe scores.
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 
 from complexface.errors import UserError
 from complexface.expressions import LANGUAGES, Recipe, load_catalog
@@ -81,30 +81,9 @@ def is_japanese(text: str) -> bool:
     return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
 
 
-def char_ngrams(text: str, sizes: Sequence[int] = (1, 2)) -> Counter:
-    """Character n-grams of ``text`` with punctuation and spaces removed."""
-    text = "".join(c for c in text.lower() if c.isalnum())
-    return Counter(text[i:i + n] for n in sizes for i in range(len(text) - n + 1))
-
-
-class NgramIndex:
-    """TF-IDF character n-gram vectors of documents; ``similarity(query)`` is cosine per document."""
-
-    def __init__(self, documents: Sequence[str], sizes: Sequence[int] = (1, 2)) -> None:
-        self.sizes = tuple(sizes)
-        grams = [char_ngrams(d, self.sizes) for d in documents]
-        df = Counter(g for doc in grams for g in doc)
-        self.idf = {g: math.log((1 + len(documents)) / (1 + n)) + 1 for g, n in df.items()}
-        self.vectors = [self._weigh(doc) for doc in grams]
-
-    def _weigh(self, grams: Counter) -> dict[str, float]:
-        vec = {g: c * self.idf.get(g, 0.0) for g, c in grams.items()}
-        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
-        return {g: v / norm for g, v in vec.items()}
-
-    def similarity(self, query: str) -> list[float]:
-        q = self._weigh(char_ngrams(query, self.sizes))
-        return [sum(w * doc.get(g, 0.0) for g, w in q.items()) for doc in self.vectors]
+def alphanumeric(text: str) -> str:
+    """``text`` lower-cased, punctuation and spaces removed: what the character n-grams are taken from."""
+    return "".join(c for c in text.lower() if c.isalnum())
 
 
 class PhrasingClassifier:
@@ -116,12 +95,9 @@ class PhrasingClassifier:
 
     def __init__(self, texts: Sequence[str], labels: Sequence[str], language: str,
                  embed: Callable[[Sequence[str]], torch.Tensor] | None = None, strength: float = 16.0) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-
         if language == "ja":
             self.vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True,
-                                              preprocessor=lambda t: "".join(c for c in t.lower() if c.isalnum()))
+                                              preprocessor=alphanumeric)
         else:
             self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
         self.vectorizer.fit(texts)
@@ -210,7 +186,8 @@ class RecipeRetriever:
         labelled = {language: self.docs[language] + [(rid, t) for rid, texts in examples.items()
                                                      for t in texts.get(language, [])] for language in LANGUAGES}
         self.ngram_docs = labelled["ja"]
-        self.ngrams = NgramIndex([t for _, t in self.ngram_docs])
+        self.ngrams = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), preprocessor=alphanumeric)
+        self.ngram_vectors = self.ngrams.fit_transform([t for _, t in self.ngram_docs])
         self.classifiers: dict[str, PhrasingClassifier] = {}  # one per language that has examples (trained on
         for language, docs in labelled.items():  # names and captions alone it is noise) and recipes to tell apart
             if classifier_weight and len(self.recipes) > 1 and any(t.get(language) for t in examples.values()):
@@ -227,7 +204,8 @@ class RecipeRetriever:
                 best[rid] = (score, text)
         if language == "ja":
             ngram: dict[str, float] = {}
-            for (rid, _), score in zip(self.ngram_docs, self.ngrams.similarity(prompt), strict=True):
+            similarity = (self.ngram_vectors @ self.ngrams.transform([prompt]).T).toarray()[:, 0].tolist()
+            for (rid, _), score in zip(self.ngram_docs, similarity, strict=True):
                 ngram[rid] = max(ngram.get(rid, 0.0), score)
             w = self.ngram_weight
             best = {rid: (w * ngram[rid] + (1 - w) * score, text) for rid, (score, text) in best.items()}

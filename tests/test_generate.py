@@ -22,7 +22,7 @@ from complexface.retrieval import (
     PhrasingsError,
     PromptError,
     RecipeRetriever,
-    char_ngrams,
+    alphanumeric,
     is_japanese,
     load_phrasings,
 )
@@ -94,7 +94,7 @@ def paraphrase_accuracy(retriever: RecipeRetriever, top: int = 1,
 
 def test_language_detection_and_ngrams():
     assert is_japanese("怒っている") and is_japanese("にこにこ") and not is_japanese("angry inside")
-    assert char_ngrams("笑顔、笑顔") == {"笑": 2, "顔": 2, "笑顔": 2, "顔笑": 1}
+    assert alphanumeric("笑顔、笑顔！ Big Grin") == "笑顔笑顔biggrin"
 
 
 @pytest.mark.parametrize(("prompt", "recipe"), [
