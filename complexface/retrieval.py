@@ -10,11 +10,11 @@ default, the Japanese phrasings written to develop the lookup, as labelled examp
 ``complexface/assets/phrasings/*.yaml``, recipe id -> {"en": [...], "ja": [...]}; never the tests' held-out sets).
 ``classifier_weight`` times log P(recipe | prompt) of a ``PhrasingClassifier`` trained, per language, on the names,
 captions and example phrasings is added: nearest-document scores miss phrasings that resemble no single document,
-which the classifier, weighing all of a recipe's phrasings, catches (on a blind set, +9 points in English, +6 in
-Japanese). To that, ``lexicon_weight`` times the agreement of the prompt's reading (``complexface.lexicon``: which
-emotions are felt, which displayed, read from cue words) with the recipe's felt/displayed fields is added (a pure or
-plain one-emotion prompt favours the catalog's ``*_prototype`` controls). The confidence is a softmax over the
-recipe scores.
+which the classifier, weighing all of a recipe's phrasings, catches (on the blind held-out set, 83.2% -> 96.5%
+top-1 in English, 85.1% -> 94.6% in Japanese). To that, ``lexicon_weight`` times the agreement of the prompt's
+reading (``complexface.lexicon``: which emotions are felt, which displayed, read from cue words) with the recipe's
+felt/displayed fields is added (a pure or plain one-emotion prompt favours the catalog's ``*_prototype`` controls).
+The confidence is a softmax over the recipe scores.
 """
 
 from __future__ import annotations
