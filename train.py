@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import hydra
@@ -16,6 +17,7 @@ from complexface.atomic import remove_stale_temps, write_text
 from complexface.errors import exit_on_user_error
 
 WANDB_ID = "wandb_run_id.txt"
+log = logging.getLogger(__name__)
 
 
 def build_logger(cfg: DictConfig, run_dir: Path):
@@ -25,6 +27,12 @@ def build_logger(cfg: DictConfig, run_dir: Path):
     stored = run_dir / WANDB_ID
     overrides = {"id": stored.read_text().strip()} if "id" in cfg.train_logger and stored.exists() else {}
     return instantiate(cfg.train_logger, **overrides, _convert_="all")
+
+
+def close_logger(logger, trainer: L.Trainer) -> None:
+    """Flush and close a W&B run (rank 0), so the next run in the process starts fresh."""
+    if logger and trainer.is_global_zero and hasattr(logger.experiment, "finish"):
+        logger.experiment.finish()
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
@@ -62,9 +70,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         if cfg.test and "test" in datamodule.datasets:
             results = trainer.test(model, datamodule=datamodule, verbose=False)
             metrics.update(results[0] if results else {})
-    finally:
-        if logger and trainer.is_global_zero and hasattr(logger.experiment, "finish"):
-            logger.experiment.finish()  # a W&B run: flushed and closed, so the next run starts fresh
+    except BaseException:
+        try:
+            close_logger(logger, trainer)
+        except Exception as err:  # a requeue kills the W&B service with the job: keep why the run ended
+            log.warning("could not close the W&B run: %r", err)
+        raise
+    close_logger(logger, trainer)
     if cfg.export and trainer.is_global_zero:
         metrics["export"] = str(model.save_pretrained(run_dir / "model"))
     metrics.update(global_step=trainer.global_step, best_checkpoint=best, global_rank=trainer.global_rank)

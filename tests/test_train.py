@@ -419,3 +419,37 @@ def test_a_run_stopped_by_sigterm_ends_as_stopped_even_when_lightnings_handler_f
         assert stopped.value.code == 143
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_stopped_run_stays_stopped_when_closing_its_wandb_run_fails(dataset, tmp_path, monkeypatch):
+    """A Slurm requeue kills the W&B service with the job, so closing the W&B run fails; that error must not replace
+    the SystemExit(143) of a stopped run (the launcher would report it as the job's failed result)."""
+    import lightning as L
+
+    experiments = []
+
+    def dead_service(cfg, run_dir):
+        logger = build_logger(cfg, run_dir)
+        experiments.append(logger.experiment)
+        monkeypatch.setattr(logger.experiment, "finish", lambda *a, **k: (_ for _ in ()).throw(
+            ConnectionResetError("Connection lost")))
+        return logger
+
+    def stopped(*args, **kwargs):
+        raise SystemExit(143)
+
+    build_logger = train.build_logger
+    monkeypatch.setattr(train, "build_logger", dead_service)
+    monkeypatch.setattr(L.Trainer, "fit", stopped)
+    cfg = compose_config("train", [f"data.root={dataset}", "test=false", "export=false", *QUIET])
+    try:
+        with pytest.raises(SystemExit) as raised:
+            train.train(cfg, tmp_path)
+        assert raised.value.code == 143
+        monkeypatch.setattr(L.Trainer, "fit", lambda *args, **kwargs: None)
+        with pytest.raises(ConnectionResetError):  # a run that ended well still reports a W&B run left open
+            train.train(cfg, tmp_path / "second")
+    finally:
+        monkeypatch.undo()
+        for experiment in {id(e): e for e in experiments}.values():
+            experiment.finish()
