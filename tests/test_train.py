@@ -428,11 +428,13 @@ def test_a_stopped_run_stays_stopped_when_closing_its_wandb_run_fails(dataset, t
 
     experiments = []
 
+    def lost(*args, **kwargs):
+        raise ConnectionResetError("Connection lost")
+
     def dead_service(cfg, run_dir):
         logger = build_logger(cfg, run_dir)
         experiments.append(logger.experiment)
-        monkeypatch.setattr(logger.experiment, "finish", lambda *a, **k: (_ for _ in ()).throw(
-            ConnectionResetError("Connection lost")))
+        monkeypatch.setattr(logger.experiment, "finish", lost)
         return logger
 
     def stopped(*args, **kwargs):
