@@ -427,12 +427,13 @@ def test_a_stopped_run_stays_stopped_when_closing_its_wandb_run_fails(dataset, t
     import lightning as L
 
     experiments = []
+    real_build_logger = train.build_logger
 
     def lost(*args, **kwargs):
         raise ConnectionResetError("Connection lost")
 
     def dead_service(cfg, run_dir):
-        logger = build_logger(cfg, run_dir)
+        logger = real_build_logger(cfg, run_dir)
         experiments.append(logger.experiment)
         monkeypatch.setattr(logger.experiment, "finish", lost)
         return logger
@@ -440,7 +441,6 @@ def test_a_stopped_run_stays_stopped_when_closing_its_wandb_run_fails(dataset, t
     def stopped(*args, **kwargs):
         raise SystemExit(143)
 
-    build_logger = train.build_logger
     monkeypatch.setattr(train, "build_logger", dead_service)
     monkeypatch.setattr(L.Trainer, "fit", stopped)
     cfg = compose_config("train", [f"data.root={dataset}", "test=false", "export=false", *QUIET])
